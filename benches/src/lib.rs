@@ -1,0 +1,1 @@
+//! Shared workload helpers for Sluice's benchmarks.
