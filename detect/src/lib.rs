@@ -1,1 +1,3 @@
 //! placeholder until this crate's first module lands
+pub mod patterns;
+pub mod security;

@@ -1,0 +1,1 @@
+//! Log-pattern mining (filled in by the patterns work).

@@ -1,0 +1,1 @@
+//! Security detections (filled in by the security work).
