@@ -1,1 +1,2 @@
 //! placeholder until this crate's first module lands
+pub mod elasticsearch;

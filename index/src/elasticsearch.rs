@@ -1,0 +1,1 @@
+//! Elasticsearch writer (filled in by the Elasticsearch work).
