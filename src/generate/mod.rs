@@ -1,0 +1,1 @@
+//! The built-in realistic workload (filled in by the generator work).
