@@ -1,1 +1,878 @@
-//! Log-pattern mining (filled in by the patterns work).
+//! Log-pattern mining: an online template miner of the Drain family.
+//!
+//! [`PatternMiner`] turns every message into a template (`<*>` marks a variable) and a stable
+//! pattern id derived from the template text, so the same template gets the same id across
+//! restarts and across replicas. It learns online, keeps memory bounded (a cap on templates
+//! with least-recently-used eviction) and can be snapshotted and restored.
+//!
+//! How a message is mined:
+//! 1. Masking: the message is cut into whitespace tokens, and each token into segments at
+//!    punctuation delimiters (`:`, `=`, `,`, brackets, quotes, ...). A segment holding a digit
+//!    (numbers, ids, IPs, UUIDs, hex, durations, sizes) or an absolute path becomes `<*>`.
+//! 2. Exact lookup: the masked text is looked up in a bounded cache, so a repeated shape costs
+//!    one hash and one probe.
+//! 3. Otherwise the masked tokens are compared with the templates of the same token count; the
+//!    most similar one above [`PatternConfig::similarity_threshold`] absorbs the message (the
+//!    differing segments become `<*>`), else a new template is created.
+//!
+//! [`PatternMiner::process`] also raises `NewErrorPattern` (an error-level template never seen
+//! before, once the learning period is over) and `PatternSpike` (a template's count in a window
+//! far above its own moving baseline).
+//!
+//! ```
+//! use detect::patterns::{PatternConfig, PatternMiner};
+//! let mut miner = PatternMiner::try_new(&PatternConfig::default()).expect("default config is valid");
+//! miner.assign("user alice logged in from 10.0.0.1");
+//! let m = miner.assign("user bob logged in from 10.0.0.2");
+//! assert_eq!(m.template, "user <*> logged in from <*>");
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use chrono::{DateTime, Utc};
+use schemas::{Alert, AlertStatus, LogEvent};
+use serde::{Deserialize, Serialize};
+
+/// The variable marker in templates, as Loghub and Drain write it.
+pub const WILDCARD: &str = "<*>";
+/// Version of [`PatternSnapshot`]; bump on an incompatible change.
+pub const PATTERN_SNAPSHOT_VERSION: u32 = 1;
+/// Alert name for an error-level template never seen before.
+pub const ALERT_NEW_ERROR_PATTERN: &str = "NewErrorPattern";
+/// Alert name for a template whose rate is far above its baseline.
+pub const ALERT_PATTERN_SPIKE: &str = "PatternSpike";
+/// Label carrying the pattern id on pattern alerts.
+pub const LABEL_PATTERN_ID: &str = "pattern_id";
+/// Longest sample line copied into an alert annotation: enough to recognise the line, short
+/// enough that a runaway line does not bloat every notification.
+const SAMPLE_MAX_BYTES: usize = 512;
+/// Most windows replayed when the watermark jumps over a gap: after this many empty windows
+/// every baseline has decayed to nearly zero anyway, so replaying more only costs time.
+const MAX_GAP_WINDOWS: u64 = 64;
+/// Fraction of templates dropped in one eviction pass. Evicting in batches keeps the cost of
+/// the O(templates) scan amortised instead of paying it on every new template.
+const EVICT_FRACTION: f64 = 0.1;
+
+/// Segment delimiters inside a whitespace token. `.`, `/`, `-` and `_` are deliberately not
+/// delimiters: they occur inside variables (IPs, paths, host names, ids) and splitting there
+/// would leave half a variable in the template.
+const DELIMITERS: &[u8] = b":=,;|\"'()[]{}";
+
+/// Configuration of the pattern miner: one configuration serves every dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PatternConfig {
+    /// Fraction of non-variable token positions that must agree for a message to join an
+    /// existing template of the same length, in (0, 1].
+    pub similarity_threshold: f64,
+    /// Most templates kept; beyond it the least recently used ones are evicted.
+    pub max_templates: usize,
+    /// Most distinct masked shapes remembered for the exact-match fast path; the cache is
+    /// cleared when full (it is rebuilt from traffic, never needed for correctness).
+    pub max_cache_entries: usize,
+    /// Longest message mined, in bytes; the rest is ignored (a variable tail).
+    pub max_message_bytes: usize,
+    /// Most tokens mined per message; the remaining tokens become one `<*>`.
+    pub max_tokens: usize,
+    /// Mask absolute paths (`/var/lib/x`) as variables.
+    pub mask_paths: bool,
+    /// No `NewErrorPattern` alert before this many seconds of event time have passed since the
+    /// first event: the miner first learns what is normal.
+    pub learning_period_secs: u64,
+    /// No `NewErrorPattern` alert before this many events have been mined.
+    pub learning_min_events: u64,
+    /// Width of the spike-detection window in seconds.
+    pub spike_window_secs: u64,
+    /// A window count above `spike_factor` × baseline is a spike.
+    pub spike_factor: f64,
+    /// A window needs at least this many events of the template to count as a spike, so rare
+    /// templates do not flap.
+    pub spike_min_count: u64,
+    /// Windows of history a template needs before it can spike.
+    pub spike_min_windows: u32,
+    /// Weight of the newest window in the exponentially weighted baseline, in (0, 1].
+    pub baseline_alpha: f64,
+}
+
+impl Default for PatternConfig {
+    fn default() -> Self {
+        PatternConfig {
+            similarity_threshold: 0.5,
+            max_templates: 10_000,
+            max_cache_entries: 200_000,
+            max_message_bytes: 4096,
+            max_tokens: 128,
+            mask_paths: true,
+            learning_period_secs: 600,
+            learning_min_events: 1000,
+            spike_window_secs: 60,
+            spike_factor: 5.0,
+            spike_min_count: 50,
+            spike_min_windows: 10,
+            baseline_alpha: 0.1,
+        }
+    }
+}
+
+impl PatternConfig {
+    /// Check every field.
+    ///
+    /// # Errors
+    /// [`PatternError::InvalidConfig`] naming the first bad field.
+    pub fn validate(&self) -> Result<(), PatternError> {
+        let bad = |field: &'static str, reason: &str| {
+            Err(PatternError::InvalidConfig {
+                field,
+                reason: reason.to_string(),
+            })
+        };
+        if !(self.similarity_threshold > 0.0 && self.similarity_threshold <= 1.0) {
+            return bad("similarity_threshold", "must be in (0, 1]");
+        }
+        if self.max_templates == 0 {
+            return bad("max_templates", "must be at least 1");
+        }
+        if self.max_cache_entries == 0 {
+            return bad("max_cache_entries", "must be at least 1");
+        }
+        if self.max_message_bytes == 0 {
+            return bad("max_message_bytes", "must be at least 1");
+        }
+        if self.max_tokens < 2 {
+            return bad("max_tokens", "must be at least 2");
+        }
+        if self.spike_window_secs == 0 {
+            return bad("spike_window_secs", "must be at least 1");
+        }
+        if !(self.spike_factor >= 1.0 && self.spike_factor.is_finite()) {
+            return bad("spike_factor", "must be a finite number >= 1");
+        }
+        if !(self.baseline_alpha > 0.0 && self.baseline_alpha <= 1.0) {
+            return bad("baseline_alpha", "must be in (0, 1]");
+        }
+        Ok(())
+    }
+}
+
+/// Errors of the pattern miner.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PatternError {
+    /// A configuration field is out of range.
+    #[error("invalid pattern config field {field}: {reason}")]
+    InvalidConfig { field: &'static str, reason: String },
+    /// A snapshot written by an incompatible version.
+    #[error("unsupported pattern snapshot version {found} (expected {expected})")]
+    SnapshotVersion { found: u32, expected: u32 },
+}
+
+impl PatternError {
+    /// Stable code for logs and metric labels.
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            PatternError::InvalidConfig { .. } => "pattern_invalid_config",
+            PatternError::SnapshotVersion { .. } => "pattern_snapshot_version",
+        }
+    }
+}
+
+/// The template a message was assigned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatternMatch<'a> {
+    /// Stable id: 16 hex digits of xxh3-64 over the template text.
+    pub id: &'a str,
+    /// The template, `<*>` for variables.
+    pub template: &'a str,
+    /// True when this message created the template.
+    pub is_new: bool,
+}
+
+/// Counters for observability (read them per batch, not per line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatternStats {
+    /// Messages mined.
+    pub messages: u64,
+    /// Messages resolved by the exact-match cache.
+    pub cache_hits: u64,
+    /// Templates evicted by the `max_templates` cap.
+    pub templates_evicted: u64,
+    /// Messages cut at `max_message_bytes` or `max_tokens`.
+    pub messages_truncated: u64,
+}
+
+/// Persisted state of a [`PatternMiner`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatternSnapshot {
+    pub version: u32,
+    pub clusters: Vec<ClusterState>,
+    pub current_window: Option<i64>,
+    pub first_event: Option<DateTime<Utc>>,
+    pub stats: PatternStats,
+}
+
+/// Persisted state of one template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// The template's tokens.
+    pub tokens: Vec<String>,
+    pub count: u64,
+    pub error_seen: bool,
+    pub window_count: u64,
+    pub baseline: f64,
+    pub windows_seen: u32,
+    pub spike_active: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Cluster {
+    tokens: Vec<String>,
+    template: String,
+    id: String,
+    count: u64,
+    /// Sequence number of the last message assigned, for LRU eviction.
+    last_seen: u64,
+    error_seen: bool,
+    window_count: u64,
+    baseline: f64,
+    windows_seen: u32,
+    spike_active: bool,
+}
+
+impl Cluster {
+    fn new(tokens: Vec<String>, seq: u64) -> Cluster {
+        let template = tokens.join(" ");
+        Cluster {
+            id: template_id(&template),
+            template,
+            tokens,
+            count: 0,
+            last_seen: seq,
+            error_seen: false,
+            window_count: 0,
+            baseline: 0.0,
+            windows_seen: 0,
+            spike_active: false,
+        }
+    }
+
+    fn retemplate(&mut self) {
+        self.template = self.tokens.join(" ");
+        self.id = template_id(&self.template);
+    }
+}
+
+/// The stable id of a template: 16 hex digits of xxh3-64 over its text.
+pub fn template_id(template: &str) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(template.as_bytes()))
+}
+
+/// A `Hasher` running xxh3 over the key bytes: keys here are masked log lines, where SipHash's
+/// DoS resistance is not needed but its cost per byte is.
+#[derive(Debug, Default)]
+struct Xxh3Hasher(u64);
+
+impl Hasher for Xxh3Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.0 = self.0.rotate_left(5) ^ u64::from(i);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Xxh3Hasher>>;
+
+/// Online template miner; see the module docs.
+#[derive(Debug)]
+pub struct PatternMiner {
+    config: PatternConfig,
+    clusters: Vec<Cluster>,
+    /// Token count → indices of the clusters with that many tokens.
+    by_len: FastMap<usize, Vec<u32>>,
+    /// Masked text → cluster index.
+    cache: FastMap<Box<str>, u32>,
+    /// Reused buffer for the masked text of the current message.
+    scratch: String,
+    seq: u64,
+    current_window: Option<i64>,
+    first_event: Option<DateTime<Utc>>,
+    stats: PatternStats,
+}
+
+impl PatternMiner {
+    /// Build a miner.
+    ///
+    /// # Errors
+    /// [`PatternError::InvalidConfig`] when the configuration does not validate.
+    pub fn try_new(config: &PatternConfig) -> Result<PatternMiner, PatternError> {
+        config.validate()?;
+        Ok(PatternMiner {
+            config: config.clone(),
+            clusters: Vec::new(),
+            by_len: FastMap::default(),
+            cache: FastMap::default(),
+            scratch: String::new(),
+            seq: 0,
+            current_window: None,
+            first_event: None,
+            stats: PatternStats::default(),
+        })
+    }
+
+    /// Counters since start (or restore).
+    pub fn stats(&self) -> PatternStats {
+        self.stats
+    }
+
+    /// Number of templates held.
+    pub fn len(&self) -> usize {
+        self.clusters.len()
+    }
+
+    /// True when no template has been learned yet.
+    pub fn is_empty(&self) -> bool {
+        self.clusters.is_empty()
+    }
+
+    /// Assign a template to one message, learning online.
+    pub fn assign(&mut self, message: &str) -> PatternMatch<'_> {
+        let (idx, is_new) = self.assign_index(message);
+        let c = &self.clusters[idx];
+        PatternMatch {
+            id: &c.id,
+            template: &c.template,
+            is_new,
+        }
+    }
+
+    /// Assign the event's message, set `sluice.pattern.{id,template}`, and raise
+    /// `NewErrorPattern` / `PatternSpike` alerts into `out`.
+    pub fn process(&mut self, event: &mut LogEvent, out: &mut Vec<Alert>) {
+        let ts = event.timestamp;
+        self.roll_windows(ts, out);
+        if self.first_event.is_none() {
+            self.first_event = Some(ts);
+        }
+        let (idx, _) = self.assign_index(&event.message);
+        let learning_over = self.learning_over(ts);
+        let is_error = event.log.level.is_some_and(|l| l.is_error());
+        let cluster = &mut self.clusters[idx];
+        cluster.window_count += 1;
+        event.sluice.pattern.id = Some(cluster.id.clone());
+        event.sluice.pattern.template = Some(cluster.template.clone());
+        if is_error && !cluster.error_seen {
+            cluster.error_seen = true;
+            if learning_over {
+                out.push(new_error_alert(cluster, event));
+            }
+        }
+    }
+
+    /// Close every spike window that ends at or before `now`, raising `PatternSpike` alerts.
+    pub fn advance_watermark(&mut self, now: DateTime<Utc>, out: &mut Vec<Alert>) {
+        self.roll_windows(now, out);
+    }
+
+    /// Every template as `(id, template, count)`, in no particular order.
+    pub fn templates(&self) -> impl Iterator<Item = (&str, &str, u64)> {
+        self.clusters
+            .iter()
+            .map(|c| (c.id.as_str(), c.template.as_str(), c.count))
+    }
+
+    /// The state to persist.
+    pub fn snapshot(&self) -> PatternSnapshot {
+        PatternSnapshot {
+            version: PATTERN_SNAPSHOT_VERSION,
+            clusters: self
+                .clusters
+                .iter()
+                .map(|c| ClusterState {
+                    tokens: c.tokens.clone(),
+                    count: c.count,
+                    error_seen: c.error_seen,
+                    window_count: c.window_count,
+                    baseline: c.baseline,
+                    windows_seen: c.windows_seen,
+                    spike_active: c.spike_active,
+                })
+                .collect(),
+            current_window: self.current_window,
+            first_event: self.first_event,
+            stats: self.stats,
+        }
+    }
+
+    /// Replace this miner's state by a snapshot. Templates beyond `max_templates` are dropped.
+    ///
+    /// # Errors
+    /// [`PatternError::SnapshotVersion`] for a snapshot of another version; the miner is left
+    /// unchanged.
+    pub fn restore(&mut self, snapshot: PatternSnapshot) -> Result<(), PatternError> {
+        if snapshot.version != PATTERN_SNAPSHOT_VERSION {
+            return Err(PatternError::SnapshotVersion {
+                found: snapshot.version,
+                expected: PATTERN_SNAPSHOT_VERSION,
+            });
+        }
+        self.clusters.clear();
+        self.cache.clear();
+        self.seq = 0;
+        for state in snapshot
+            .clusters
+            .into_iter()
+            .take(self.config.max_templates)
+        {
+            let mut c = Cluster::new(state.tokens, 0);
+            c.count = state.count;
+            c.error_seen = state.error_seen;
+            c.window_count = state.window_count;
+            c.baseline = state.baseline;
+            c.windows_seen = state.windows_seen;
+            c.spike_active = state.spike_active;
+            self.clusters.push(c);
+        }
+        self.rebuild_index();
+        self.current_window = snapshot.current_window;
+        self.first_event = snapshot.first_event;
+        self.stats = snapshot.stats;
+        Ok(())
+    }
+
+    fn learning_over(&self, now: DateTime<Utc>) -> bool {
+        let Some(first) = self.first_event else {
+            return false;
+        };
+        let elapsed = now.signed_duration_since(first).num_seconds();
+        elapsed >= 0
+            && elapsed as u64 >= self.config.learning_period_secs
+            && self.stats.messages >= self.config.learning_min_events
+    }
+
+    fn assign_index(&mut self, message: &str) -> (usize, bool) {
+        self.seq += 1;
+        self.stats.messages += 1;
+        let mut masked = std::mem::take(&mut self.scratch);
+        masked.clear();
+        if mask_message(message, &self.config, &mut masked) {
+            self.stats.messages_truncated += 1;
+        }
+        if let Some(&idx) = self.cache.get(masked.as_str()) {
+            let idx = idx as usize;
+            self.stats.cache_hits += 1;
+            let c = &mut self.clusters[idx];
+            c.count += 1;
+            c.last_seen = self.seq;
+            self.scratch = masked;
+            return (idx, false);
+        }
+        let (idx, is_new) = self.assign_slow(&masked);
+        if self.cache.len() >= self.config.max_cache_entries {
+            self.cache.clear();
+        }
+        self.cache.insert(masked.as_str().into(), idx as u32);
+        self.scratch = masked;
+        (idx, is_new)
+    }
+
+    fn assign_slow(&mut self, masked: &str) -> (usize, bool) {
+        let tokens: Vec<&str> = masked.split(' ').collect();
+        let mut best: Option<(usize, f64)> = None;
+        if let Some(candidates) = self.by_len.get(&tokens.len()) {
+            for &ci in candidates {
+                let sim = similarity(&self.clusters[ci as usize].tokens, &tokens);
+                if sim >= self.config.similarity_threshold
+                    && best.is_none_or(|(_, best_sim)| sim > best_sim)
+                {
+                    best = Some((ci as usize, sim));
+                }
+            }
+        }
+        if let Some((idx, _)) = best {
+            let c = &mut self.clusters[idx];
+            let mut changed = false;
+            for (t, m) in c.tokens.iter_mut().zip(&tokens) {
+                if t != m {
+                    let merged = merge_token(t, m);
+                    if merged != *t {
+                        *t = merged;
+                        changed = true;
+                    }
+                }
+            }
+            if changed {
+                c.retemplate();
+            }
+            c.count += 1;
+            c.last_seen = self.seq;
+            return (idx, false);
+        }
+        if self.clusters.len() >= self.config.max_templates {
+            self.evict();
+        }
+        let mut c = Cluster::new(tokens.iter().map(|t| t.to_string()).collect(), self.seq);
+        c.count = 1;
+        let idx = self.clusters.len();
+        self.by_len
+            .entry(tokens.len())
+            .or_default()
+            .push(idx as u32);
+        self.clusters.push(c);
+        (idx, true)
+    }
+
+    /// Drop the least recently used templates and rebuild the indexes.
+    fn evict(&mut self) {
+        let n = self.clusters.len();
+        let drop_n = ((n as f64 * EVICT_FRACTION).ceil() as usize).clamp(1, n);
+        let mut order: Vec<u64> = self.clusters.iter().map(|c| c.last_seen).collect();
+        order.sort_unstable();
+        let cutoff = order[drop_n - 1];
+        let mut dropped = 0usize;
+        self.clusters.retain(|c| {
+            if dropped < drop_n && c.last_seen <= cutoff {
+                dropped += 1;
+                false
+            } else {
+                true
+            }
+        });
+        self.stats.templates_evicted += dropped as u64;
+        self.rebuild_index();
+    }
+
+    fn rebuild_index(&mut self) {
+        self.by_len.clear();
+        self.cache.clear();
+        for (i, c) in self.clusters.iter().enumerate() {
+            self.by_len
+                .entry(c.tokens.len())
+                .or_default()
+                .push(i as u32);
+        }
+    }
+
+    /// Close the windows that end at or before `now`.
+    fn roll_windows(&mut self, now: DateTime<Utc>, out: &mut Vec<Alert>) {
+        let width = self.config.spike_window_secs as i64;
+        let window = now.timestamp().div_euclid(width);
+        let Some(current) = self.current_window else {
+            self.current_window = Some(window);
+            return;
+        };
+        if window <= current {
+            return;
+        }
+        let gap = (window - current) as u64;
+        for step in 0..gap.min(MAX_GAP_WINDOWS) {
+            self.close_window(current + step as i64, out);
+        }
+        self.current_window = Some(window);
+    }
+
+    fn close_window(&mut self, window: i64, out: &mut Vec<Alert>) {
+        let width = self.config.spike_window_secs as i64;
+        let cfg = &self.config;
+        for c in &mut self.clusters {
+            let count = c.window_count;
+            let threshold = cfg.spike_factor * c.baseline.max(1.0);
+            let spiking = c.windows_seen >= cfg.spike_min_windows
+                && count >= cfg.spike_min_count
+                && count as f64 > threshold;
+            if spiking && !c.spike_active {
+                out.push(spike_alert(c, window * width, width));
+            }
+            c.spike_active = spiking;
+            // A spike is not allowed to become the new normal at full speed: the baseline
+            // learns from it like from any window, so a lasting change is accepted gradually.
+            c.baseline = if c.windows_seen == 0 {
+                count as f64
+            } else {
+                cfg.baseline_alpha * count as f64 + (1.0 - cfg.baseline_alpha) * c.baseline
+            };
+            c.windows_seen = c.windows_seen.saturating_add(1);
+            c.window_count = 0;
+        }
+    }
+}
+
+/// Write the masked form of `message` into `out`: tokens joined by one space, variable
+/// segments replaced by `<*>`. Returns true when the message was truncated.
+fn mask_message(message: &str, config: &PatternConfig, out: &mut String) -> bool {
+    let mut truncated = false;
+    let mut msg = message;
+    if msg.len() > config.max_message_bytes {
+        let mut cut = config.max_message_bytes;
+        while !msg.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        msg = &msg[..cut];
+        truncated = true;
+    }
+    let mut count = 0usize;
+    for token in msg.split_ascii_whitespace() {
+        if count > 0 {
+            out.push(' ');
+        }
+        if count + 1 == config.max_tokens {
+            out.push_str(WILDCARD);
+            truncated = true;
+            break;
+        }
+        mask_token(token, config.mask_paths, out);
+        count += 1;
+    }
+    truncated
+}
+
+fn is_delimiter(b: u8) -> bool {
+    DELIMITERS.contains(&b)
+}
+
+/// Mask one whitespace token segment by segment.
+fn mask_token(token: &str, mask_paths: bool, out: &mut String) {
+    let bytes = token.as_bytes();
+    let mut start = 0usize;
+    let mut i = 0usize;
+    while i <= bytes.len() {
+        let at_end = i == bytes.len();
+        if at_end || is_delimiter(bytes[i]) {
+            if i > start {
+                let seg = &token[start..i];
+                if is_variable_segment(seg, mask_paths) {
+                    out.push_str(WILDCARD);
+                } else {
+                    out.push_str(seg);
+                }
+            }
+            if !at_end {
+                // Delimiters are ASCII, so this is a char boundary.
+                out.push(bytes[i] as char);
+            }
+            start = i + 1;
+        }
+        i += 1;
+    }
+}
+
+fn is_variable_segment(seg: &str, mask_paths: bool) -> bool {
+    let b = seg.as_bytes();
+    if b == WILDCARD.as_bytes() {
+        return false;
+    }
+    if b.iter().any(u8::is_ascii_digit) {
+        return true;
+    }
+    mask_paths && b.len() > 1 && b[0] == b'/' && b[1..].contains(&b'/')
+}
+
+/// Fraction of positions that agree, ignoring positions where both sides are variables.
+fn similarity(template: &[String], tokens: &[&str]) -> f64 {
+    let mut same = 0usize;
+    let mut considered = 0usize;
+    for (t, m) in template.iter().zip(tokens) {
+        if t == WILDCARD && *m == WILDCARD {
+            continue;
+        }
+        considered += 1;
+        if t == m {
+            same += 1;
+        }
+    }
+    if considered == 0 {
+        1.0
+    } else {
+        same as f64 / considered as f64
+    }
+}
+
+/// The generalisation of two differing tokens: when both split into the same delimiter
+/// skeleton only the differing segments become `<*>`, else the whole token does.
+fn merge_token(template: &str, token: &str) -> String {
+    if template == WILDCARD {
+        return WILDCARD.to_string();
+    }
+    let (a, b) = (template.as_bytes(), token.as_bytes());
+    let skeleton =
+        |s: &[u8]| -> Vec<u8> { s.iter().copied().filter(|&c| is_delimiter(c)).collect() };
+    if skeleton(a) != skeleton(b) || skeleton(a).is_empty() {
+        return WILDCARD.to_string();
+    }
+    let mut out = String::with_capacity(template.len());
+    let mut sa = template.split(|c: char| c.is_ascii() && is_delimiter(c as u8));
+    let mut sb = token.split(|c: char| c.is_ascii() && is_delimiter(c as u8));
+    let delims: Vec<u8> = skeleton(a);
+    let mut di = 0usize;
+    loop {
+        match (sa.next(), sb.next()) {
+            (Some(x), Some(y)) => {
+                if x == y {
+                    out.push_str(x);
+                } else {
+                    out.push_str(WILDCARD);
+                }
+            }
+            _ => break,
+        }
+        if di < delims.len() {
+            out.push(delims[di] as char);
+            di += 1;
+        }
+    }
+    out
+}
+
+fn truncate_sample(s: &str) -> &str {
+    if s.len() <= SAMPLE_MAX_BYTES {
+        return s;
+    }
+    let mut cut = SAMPLE_MAX_BYTES;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
+}
+
+fn new_error_alert(c: &Cluster, event: &LogEvent) -> Alert {
+    let mut labels = BTreeMap::new();
+    labels.insert(
+        schemas::LABEL_ALERTNAME.to_string(),
+        ALERT_NEW_ERROR_PATTERN.to_string(),
+    );
+    labels.insert(schemas::LABEL_SEVERITY.to_string(), "warning".to_string());
+    labels.insert(LABEL_PATTERN_ID.to_string(), c.id.clone());
+    if let Some(service) = &event.service.name {
+        labels.insert("service".to_string(), service.clone());
+    }
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        schemas::ANNOTATION_SUMMARY.to_string(),
+        format!("new error log pattern: {}", truncate_sample(&c.template)),
+    );
+    annotations.insert("template".to_string(), c.template.clone());
+    annotations.insert(
+        "sample".to_string(),
+        truncate_sample(&event.message).to_string(),
+    );
+    if !event.event.id.is_empty() {
+        annotations.insert("event_id".to_string(), event.event.id.clone());
+    }
+    let fingerprint = schemas::alert_fingerprint(&labels);
+    Alert {
+        labels,
+        annotations,
+        starts_at: event.timestamp,
+        ends_at: None,
+        generator_url: String::new(),
+        status: AlertStatus::Firing,
+        fingerprint,
+    }
+}
+
+fn spike_alert(c: &Cluster, window_start_secs: i64, width_secs: i64) -> Alert {
+    let mut labels = BTreeMap::new();
+    labels.insert(
+        schemas::LABEL_ALERTNAME.to_string(),
+        ALERT_PATTERN_SPIKE.to_string(),
+    );
+    labels.insert(schemas::LABEL_SEVERITY.to_string(), "warning".to_string());
+    labels.insert(LABEL_PATTERN_ID.to_string(), c.id.clone());
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        schemas::ANNOTATION_SUMMARY.to_string(),
+        format!(
+            "log pattern rate spike: {} lines in {width_secs}s against a baseline of {:.1}",
+            c.window_count, c.baseline
+        ),
+    );
+    annotations.insert("template".to_string(), c.template.clone());
+    annotations.insert("count".to_string(), c.window_count.to_string());
+    annotations.insert("baseline".to_string(), format!("{:.2}", c.baseline));
+    let starts_at = DateTime::from_timestamp(window_start_secs, 0).unwrap_or_default();
+    let fingerprint = schemas::alert_fingerprint(&labels);
+    Alert {
+        labels,
+        annotations,
+        starts_at,
+        // A spike is a window-long condition; Alertmanager resolves it unless it repeats.
+        ends_at: DateTime::from_timestamp(window_start_secs + 2 * width_secs, 0),
+        generator_url: String::new(),
+        status: AlertStatus::Firing,
+        fingerprint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(s: &str) -> String {
+        let mut out = String::new();
+        mask_message(s, &PatternConfig::default(), &mut out);
+        out
+    }
+
+    #[test]
+    fn masks_numbers_ips_and_keeps_words() {
+        assert_eq!(
+            masked("Accepted password for root from 10.0.0.1 port 22 ssh2"),
+            "Accepted password for root from <*> port <*> <*>"
+        );
+        assert_eq!(masked("uid=0 euid=0  tty=ssh"), "uid=<*> euid=<*> tty=ssh");
+        assert_eq!(masked("/10.1.2.3:50010 served"), "<*>:<*> served");
+        assert_eq!(masked("open /var/lib/x ok"), "open <*> ok");
+        assert_eq!(masked(""), "");
+    }
+
+    #[test]
+    fn merges_only_differing_segments() {
+        assert_eq!(merge_token("user=root", "user=admin"), "user=<*>");
+        assert_eq!(merge_token("alpha", "beta"), "<*>");
+        assert_eq!(merge_token("a:b", "a=b"), "<*>");
+    }
+
+    #[test]
+    fn learns_a_template_and_keeps_its_id_stable() -> Result<(), PatternError> {
+        let mut m = PatternMiner::try_new(&PatternConfig::default())?;
+        let first = m.assign("Invalid user alice from 1.2.3.4").id.to_string();
+        let second = m.assign("Invalid user bob from 1.2.3.5");
+        assert_eq!(second.template, "Invalid user <*> from <*>");
+        assert!(!second.is_new);
+        assert_ne!(first, second.id, "the id follows the template text");
+        let id = second.id.to_string();
+        assert_eq!(m.assign("Invalid user carol from 9.9.9.9").id, id);
+        assert_eq!(id, template_id("Invalid user <*> from <*>"));
+        Ok(())
+    }
+
+    #[test]
+    fn eviction_bounds_templates() -> Result<(), PatternError> {
+        let cfg = PatternConfig {
+            max_templates: 10,
+            ..PatternConfig::default()
+        };
+        let mut m = PatternMiner::try_new(&cfg)?;
+        for i in 0..100 {
+            // Each line has a different token count, so none can merge.
+            let line = vec!["word"; i + 1].join(" ");
+            m.assign(&line);
+        }
+        assert!(m.len() <= 10);
+        assert!(m.stats().templates_evicted >= 90);
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_config_is_rejected() {
+        let cfg = PatternConfig {
+            similarity_threshold: 0.0,
+            ..PatternConfig::default()
+        };
+        let err = PatternMiner::try_new(&cfg).err();
+        assert_eq!(err.map(|e| e.error_code()), Some("pattern_invalid_config"));
+    }
+}
