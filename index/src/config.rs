@@ -1,0 +1,182 @@
+//! [`IndexConfig`]: where the embedded store lives and how it commits and expires data.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::IndexError;
+
+/// Default retention: the runbook keeps logs 90 days.
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+/// Default commit interval: one second keeps search latency after ingest low while a commit
+/// (an fsync per touched day) stays well under 1% of a core at steady load.
+pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 1_000;
+/// Default maximum staged events before a commit: bounds how much a crash makes the caller
+/// replay (about 25 MB of typical events) and how long records wait for their acknowledgement.
+pub const DEFAULT_COMMIT_MAX_DOCS: usize = 50_000;
+/// Default indexing heap per day partition writer, shared by its threads.
+pub const DEFAULT_WRITER_HEAP_BYTES: usize = 256 * 1024 * 1024;
+/// Default indexing threads per writer: the deployment target is a 2-core node agent.
+pub const DEFAULT_WRITER_THREADS: usize = 2;
+/// tantivy refuses less than 15 MB of indexing heap per thread.
+pub const MIN_WRITER_HEAP_BYTES_PER_THREAD: usize = 15_000_000;
+/// More threads than this per writer only adds merge contention on the machines we target.
+const MAX_WRITER_THREADS: usize = 64;
+/// Retention beyond ten years is almost certainly a typo (days vs hours).
+const MAX_RETENTION_DAYS: u32 = 3_650;
+
+/// Configuration of the embedded tantivy store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexConfig {
+    /// Root of the store; day partitions live in `<data_dir>/index/<YYYY-MM-DD>/`.
+    pub data_dir: PathBuf,
+    /// Days of logs to keep. Day partitions older than `today - retention_days` (UTC) are
+    /// dropped by [`crate::Store::enforce_retention`] and hidden from searches before that.
+    pub retention_days: u32,
+    /// [`crate::Store::should_commit`] turns true this long after the first uncommitted event.
+    pub commit_interval_ms: u64,
+    /// [`crate::Store::should_commit`] turns true once this many events are staged.
+    pub commit_max_docs: usize,
+    /// Indexing memory of each open day writer, in bytes (at least 15 MB per thread).
+    pub writer_heap_bytes: usize,
+    /// Indexing threads of each open day writer.
+    pub writer_threads: usize,
+    /// Day writers kept open at once (today and yesterday around midnight). Staging an event for
+    /// another day commits and closes the least recently used writer first; memory use is at
+    /// most `max_open_writers * writer_heap_bytes`.
+    pub max_open_writers: usize,
+}
+
+impl Default for IndexConfig {
+    fn default() -> IndexConfig {
+        IndexConfig {
+            data_dir: PathBuf::from("/var/lib/sluice"),
+            retention_days: DEFAULT_RETENTION_DAYS,
+            commit_interval_ms: DEFAULT_COMMIT_INTERVAL_MS,
+            commit_max_docs: DEFAULT_COMMIT_MAX_DOCS,
+            writer_heap_bytes: DEFAULT_WRITER_HEAP_BYTES,
+            writer_threads: DEFAULT_WRITER_THREADS,
+            max_open_writers: 2,
+        }
+    }
+}
+
+impl IndexConfig {
+    /// A default config rooted at `data_dir`.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> IndexConfig {
+        IndexConfig {
+            data_dir: data_dir.into(),
+            ..IndexConfig::default()
+        }
+    }
+
+    /// Checks every value; call at start-up.
+    ///
+    /// # Errors
+    /// [`IndexError::Config`] naming the first bad field.
+    pub fn validate(&self) -> Result<(), IndexError> {
+        let bad = |field: &'static str, reason: String| Err(IndexError::Config { field, reason });
+        if self.data_dir.as_os_str().is_empty() {
+            return bad("data_dir", "must not be empty".into());
+        }
+        if self.retention_days == 0 || self.retention_days > MAX_RETENTION_DAYS {
+            return bad(
+                "retention_days",
+                format!(
+                    "must be in 1..={MAX_RETENTION_DAYS}, got {}",
+                    self.retention_days
+                ),
+            );
+        }
+        if self.commit_interval_ms == 0 {
+            return bad("commit_interval_ms", "must be at least 1".into());
+        }
+        if self.commit_max_docs == 0 {
+            return bad("commit_max_docs", "must be at least 1".into());
+        }
+        if self.writer_threads == 0 || self.writer_threads > MAX_WRITER_THREADS {
+            return bad(
+                "writer_threads",
+                format!(
+                    "must be in 1..={MAX_WRITER_THREADS}, got {}",
+                    self.writer_threads
+                ),
+            );
+        }
+        let min_heap = MIN_WRITER_HEAP_BYTES_PER_THREAD * self.writer_threads;
+        if self.writer_heap_bytes < min_heap {
+            return bad(
+                "writer_heap_bytes",
+                format!(
+                    "must be at least {min_heap} ({MIN_WRITER_HEAP_BYTES_PER_THREAD} per thread), got {}",
+                    self.writer_heap_bytes
+                ),
+            );
+        }
+        if self.max_open_writers == 0 {
+            return bad("max_open_writers", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_keeps_90_days() -> Result<(), IndexError> {
+        let config = IndexConfig::default();
+        config.validate()?;
+        assert_eq!(config.retention_days, 90);
+        Ok(())
+    }
+
+    #[test]
+    fn validate_rejects_bad_values() {
+        let cases: Vec<(&str, IndexConfig)> = vec![
+            (
+                "retention_days",
+                IndexConfig {
+                    retention_days: 0,
+                    ..IndexConfig::default()
+                },
+            ),
+            (
+                "commit_max_docs",
+                IndexConfig {
+                    commit_max_docs: 0,
+                    ..IndexConfig::default()
+                },
+            ),
+            (
+                "writer_threads",
+                IndexConfig {
+                    writer_threads: 0,
+                    ..IndexConfig::default()
+                },
+            ),
+            (
+                "writer_heap_bytes",
+                IndexConfig {
+                    writer_heap_bytes: 1_000_000,
+                    ..IndexConfig::default()
+                },
+            ),
+            ("data_dir", IndexConfig::with_data_dir("")),
+        ];
+        for (field, config) in cases {
+            match config.validate() {
+                Err(IndexError::Config { field: got, .. }) => assert_eq!(got, field),
+                other => panic!("{field}: expected a config error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let parsed: Result<IndexConfig, _> = serde_json::from_str(r#"{"retention_dayz": 3}"#);
+        assert!(parsed.is_err());
+    }
+}

@@ -1,0 +1,450 @@
+//! [`Store`]: stages events into day partitions, commits them durably, skips replays and
+//! enforces retention.
+//!
+//! # Exactly-once over replays
+//!
+//! After a crash the ingest layer replays records from its last checkpoint, which may be behind
+//! the last index commit. Each day partition's commit payload records, per source `file_id`,
+//! the highest `sluice.source.offset` committed to that day. Records of one file are added in
+//! offset order and a day partition commits everything staged in it at once, so the records of a
+//! file committed to a day are exactly those at or below that mark: [`Store::add`] skips them
+//! without a per-document lookup. This holds per day, so it also holds when a commit over
+//! several days failed part-way (some days durable, others rolled back). Records without a file
+//! (`file_id` 0) fall back to delete-then-add on `event.id`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use schemas::LogEvent;
+use serde::{Deserialize, Serialize};
+use tantivy::{Index, IndexWriter, TantivyDocument, Term};
+
+use crate::IndexError;
+use crate::config::IndexConfig;
+use crate::partition;
+use crate::schema::{self, LogSchema};
+use crate::search::Searcher;
+
+/// Version of the commit payload layout.
+const PAYLOAD_VERSION: u32 = 1;
+
+/// What a day partition's commit payload records.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Payload {
+    v: u32,
+    /// `file_id` (decimal string: JSON keys are strings) → highest committed offset.
+    high_water: BTreeMap<String, u64>,
+}
+
+/// Result of a successful [`Store::commit`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CommitStats {
+    /// Events made durable by this commit.
+    pub docs: u64,
+    /// Day partitions committed (`YYYY-MM-DD`).
+    pub days: Vec<String>,
+    /// Wall time of the commit.
+    pub duration_ms: u64,
+}
+
+/// Running counters of a [`Store`], for `/metrics` and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    /// Events staged (accepted by [`Store::add`] with `Ok(true)`).
+    pub added: u64,
+    /// Events skipped as replays of committed records.
+    pub replays_skipped: u64,
+    /// Events not indexed because their day is already past retention.
+    pub expired_skipped: u64,
+    /// Events rejected as invalid (timestamp out of range).
+    pub invalid: u64,
+    /// Events made durable by commits.
+    pub committed: u64,
+    /// Successful commits (including early commits of evicted day writers).
+    pub commits: u64,
+    /// Failed commits.
+    pub commit_failures: u64,
+    /// Day partitions dropped by retention.
+    pub days_dropped: u64,
+}
+
+/// An open writer on one day partition.
+struct DayWriter {
+    writer: IndexWriter<TantivyDocument>,
+    /// High-water marks durable in this partition's last commit.
+    committed_hw: HashMap<u64, u64>,
+    /// High-water marks of records staged since.
+    pending_hw: HashMap<u64, u64>,
+    /// Events staged since the last commit.
+    pending_docs: u64,
+    /// [`Store::tick`] value of the last add, for least-recently-used eviction.
+    last_used: u64,
+}
+
+impl std::fmt::Debug for DayWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DayWriter")
+            .field("files", &self.committed_hw.len())
+            .field("pending_docs", &self.pending_docs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The embedded tantivy store: one index per UTC day.
+///
+/// Single writer: [`Store::open`] takes tantivy's writer lock on each partition it writes.
+/// Readers ([`Searcher`]) may run in this or other processes.
+#[derive(Debug)]
+pub struct Store {
+    config: IndexConfig,
+    root: PathBuf,
+    schema: LogSchema,
+    writers: BTreeMap<NaiveDate, DayWriter>,
+    /// Events staged in all open writers since their last commit.
+    staged_docs: u64,
+    /// When the oldest uncommitted event was staged.
+    first_staged_at: Option<Instant>,
+    tick: u64,
+    searcher: Searcher,
+    stats: StoreStats,
+    /// Reused buffer for each event's source JSON.
+    json_buf: Vec<u8>,
+}
+
+impl Store {
+    /// Opens (creating when needed) the store under `config.data_dir`.
+    ///
+    /// # Errors
+    /// [`IndexError::Config`] for an invalid config, [`IndexError::Io`] when the data dir
+    /// cannot be created or read.
+    pub fn open(config: &IndexConfig) -> Result<Store, IndexError> {
+        config.validate()?;
+        let root = partition::root(&config.data_dir);
+        std::fs::create_dir_all(&root).map_err(|e| IndexError::io(&root, e))?;
+        partition::clean_leftovers(&root)?;
+        let searcher = Searcher::open(&config.data_dir, config.retention_days)?;
+        Ok(Store {
+            config: config.clone(),
+            root,
+            schema: LogSchema::new(),
+            writers: BTreeMap::new(),
+            staged_docs: 0,
+            first_staged_at: None,
+            tick: 0,
+            searcher,
+            stats: StoreStats::default(),
+            json_buf: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Stages one event in the partition of its `@timestamp` day.
+    ///
+    /// Returns `Ok(true)` when staged, `Ok(false)` when skipped: a replay of a committed record,
+    /// or an event whose day is already past retention. Either way the caller may acknowledge it
+    /// after the next successful [`Store::commit`].
+    ///
+    /// Staging an event for a day whose writer is not open may commit and close the least
+    /// recently used writer first (see [`IndexConfig::max_open_writers`]).
+    ///
+    /// # Errors
+    /// [`IndexError::InvalidEvent`] for a timestamp tantivy cannot store (before 1677 or after
+    /// 2262); [`IndexError::Commit`] when closing another day's writer failed, with the same
+    /// meaning as from [`Store::commit`]; [`IndexError::Tantivy`] or [`IndexError::Io`] when the
+    /// partition cannot be opened or written.
+    pub fn add(&mut self, event: &LogEvent) -> Result<bool, IndexError> {
+        if event.timestamp.timestamp_nanos_opt().is_none() {
+            self.stats.invalid += 1;
+            return Err(IndexError::InvalidEvent {
+                event_id: event.event.id.clone(),
+                reason: format!("@timestamp {} is outside 1677..2262", event.timestamp),
+            });
+        }
+        let day = partition::day_of(event.timestamp);
+        if day < partition::oldest_kept_day(Utc::now(), self.config.retention_days) {
+            self.stats.expired_skipped += 1;
+            return Ok(false);
+        }
+        self.tick += 1;
+        let tick = self.tick;
+        let file_id = event.sluice.source.file_id;
+        let offset = event.sluice.source.offset;
+        let event_id_field = self.schema.event_id;
+        let day_writer = self.writer_for(day)?;
+        day_writer.last_used = tick;
+        if file_id != 0 {
+            let committed = day_writer.committed_hw.get(&file_id).copied();
+            let pending = day_writer.pending_hw.get(&file_id).copied();
+            if committed.max(pending).is_some_and(|hw| offset <= hw) {
+                self.stats.replays_skipped += 1;
+                return Ok(false);
+            }
+        } else if !event.event.id.is_empty() {
+            day_writer
+                .writer
+                .delete_term(Term::from_field_text(event_id_field, &event.event.id));
+        }
+
+        self.json_buf.clear();
+        serde_json::to_writer(&mut self.json_buf, event).map_err(|e| IndexError::InvalidEvent {
+            event_id: event.event.id.clone(),
+            reason: format!("cannot serialize: {e}"),
+        })?;
+        let tiebreak = schema::tiebreak(event, &self.json_buf);
+        let doc = self.schema.document(event, &self.json_buf, tiebreak);
+        // `writer_for` just inserted or found this day; look it up again to appease the borrow
+        // of `self.schema` and `self.json_buf` above.
+        let day_writer = self
+            .writers
+            .get_mut(&day)
+            .ok_or_else(|| IndexError::Internal("day writer vanished".into()))?;
+        day_writer
+            .writer
+            .add_document(doc)
+            .map_err(|e| IndexError::tantivy(partition::day_name(day), e))?;
+        if file_id != 0 {
+            day_writer.pending_hw.insert(file_id, offset);
+        }
+        day_writer.pending_docs += 1;
+        self.staged_docs += 1;
+        self.first_staged_at.get_or_insert_with(Instant::now);
+        self.stats.added += 1;
+        Ok(true)
+    }
+
+    /// True when the commit policy says it is time: `commit_max_docs` events are staged, or the
+    /// oldest staged event waited `commit_interval_ms`.
+    pub fn should_commit(&self) -> bool {
+        if self.staged_docs == 0 {
+            return false;
+        }
+        let max_docs = u64::try_from(self.config.commit_max_docs).unwrap_or(u64::MAX);
+        self.staged_docs >= max_docs
+            || self.first_staged_at.is_some_and(|t| {
+                t.elapsed() >= Duration::from_millis(self.config.commit_interval_ms)
+            })
+    }
+
+    /// Events staged and not yet committed.
+    pub fn staged_docs(&self) -> u64 {
+        self.staged_docs
+    }
+
+    /// Makes every staged event durable and searchable. Only after `Ok` may the caller
+    /// acknowledge the records upstream.
+    ///
+    /// # Errors
+    /// [`IndexError::Commit`] when a day partition failed to commit: the days it lists as
+    /// committed are durable, every other staged event is discarded, and the caller must replay
+    /// from its last acknowledged position (replays of the durable days are skipped).
+    pub fn commit(&mut self) -> Result<CommitStats, IndexError> {
+        let started = Instant::now();
+        let days: Vec<NaiveDate> = self
+            .writers
+            .iter()
+            .filter(|(_, w)| w.pending_docs > 0)
+            .map(|(day, _)| *day)
+            .collect();
+        let mut stats = CommitStats::default();
+        for (i, day) in days.iter().enumerate() {
+            match self.commit_day(*day) {
+                Ok(docs) => {
+                    stats.docs += docs;
+                    stats.days.push(partition::day_name(*day));
+                }
+                Err(source) => {
+                    for rest in &days[i..] {
+                        self.discard_writer(*rest);
+                    }
+                    self.stats.commit_failures += 1;
+                    self.searcher.reload_days(&days[..i]);
+                    return Err(IndexError::Commit {
+                        day: partition::day_name(*day),
+                        committed: stats.days,
+                        source,
+                    });
+                }
+            }
+        }
+        debug_assert_eq!(self.staged_docs, 0);
+        self.staged_docs = 0;
+        self.first_staged_at = None;
+        self.searcher.reload_days(&days);
+        stats.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(stats)
+    }
+
+    /// Drops the day partitions older than `now - retention_days` and returns their names.
+    /// Staged events of those days are discarded (they are expired).
+    ///
+    /// # Errors
+    /// [`IndexError::Io`] when a partition cannot be removed; earlier ones are gone.
+    pub fn enforce_retention(&mut self, now: DateTime<Utc>) -> Result<Vec<String>, IndexError> {
+        let oldest_kept = partition::oldest_kept_day(now, self.config.retention_days);
+        let mut dropped = Vec::new();
+        for day in partition::list_days(&self.root)? {
+            if day >= oldest_kept {
+                break;
+            }
+            self.discard_writer(day);
+            partition::remove(&self.root, day)?;
+            self.searcher.forget_day(day);
+            self.stats.days_dropped += 1;
+            dropped.push(partition::day_name(day));
+        }
+        Ok(dropped)
+    }
+
+    /// A searcher over this store's committed data; it sees each commit as soon as it returns.
+    pub fn searcher(&self) -> Searcher {
+        self.searcher.clone()
+    }
+
+    /// The running counters.
+    pub fn stats(&self) -> &StoreStats {
+        &self.stats
+    }
+
+    /// The config the store was opened with.
+    pub fn config(&self) -> &IndexConfig {
+        &self.config
+    }
+
+    /// The open writer for `day`, opening it (and closing the least recently used one when at
+    /// the limit) if needed.
+    fn writer_for(&mut self, day: NaiveDate) -> Result<&mut DayWriter, IndexError> {
+        if !self.writers.contains_key(&day) {
+            if self.writers.len() >= self.config.max_open_writers {
+                self.evict_lru()?;
+            }
+            let writer = self.open_writer(day)?;
+            self.writers.insert(day, writer);
+        }
+        self.writers
+            .get_mut(&day)
+            .ok_or_else(|| IndexError::Internal("day writer missing after insert".into()))
+    }
+
+    fn evict_lru(&mut self) -> Result<(), IndexError> {
+        let Some(lru) = self
+            .writers
+            .iter()
+            .min_by_key(|(_, w)| w.last_used)
+            .map(|(day, _)| *day)
+        else {
+            return Ok(());
+        };
+        match self.commit_day(lru) {
+            Ok(_) => {
+                self.searcher.reload_days(&[lru]);
+                self.writers.remove(&lru);
+                Ok(())
+            }
+            Err(source) => {
+                let days: Vec<NaiveDate> = self.writers.keys().copied().collect();
+                for day in days {
+                    self.discard_writer(day);
+                }
+                self.stats.commit_failures += 1;
+                Err(IndexError::Commit {
+                    day: partition::day_name(lru),
+                    committed: Vec::new(),
+                    source,
+                })
+            }
+        }
+    }
+
+    fn open_writer(&self, day: NaiveDate) -> Result<DayWriter, IndexError> {
+        let name = partition::day_name(day);
+        if !partition::is_nameable(day) {
+            return Err(IndexError::InvalidEvent {
+                event_id: String::new(),
+                reason: format!("day {name} has no partition name"),
+            });
+        }
+        let index: Index = partition::open_or_create(&self.root, day, &self.schema)?;
+        let committed_hw = read_payload(&index, &name)?;
+        let writer = index
+            .writer_with_num_threads(self.config.writer_threads, self.config.writer_heap_bytes)
+            .map_err(|e| IndexError::tantivy(&name, e))?;
+        Ok(DayWriter {
+            writer,
+            committed_hw,
+            pending_hw: HashMap::new(),
+            pending_docs: 0,
+            last_used: 0,
+        })
+    }
+
+    /// Commits one day's writer with its new high-water marks. On error the writer is left as
+    /// is; the caller discards it.
+    fn commit_day(&mut self, day: NaiveDate) -> Result<u64, tantivy::TantivyError> {
+        let Some(w) = self.writers.get_mut(&day) else {
+            return Ok(0);
+        };
+        if w.pending_docs == 0 {
+            return Ok(0);
+        }
+        let mut merged = w.committed_hw.clone();
+        for (file, offset) in &w.pending_hw {
+            let hw = merged.entry(*file).or_insert(*offset);
+            *hw = (*hw).max(*offset);
+        }
+        let payload = Payload {
+            v: PAYLOAD_VERSION,
+            high_water: merged.iter().map(|(f, o)| (f.to_string(), *o)).collect(),
+        };
+        let payload = serde_json::to_string(&payload)
+            .map_err(|e| tantivy::TantivyError::InternalError(format!("payload: {e}")))?;
+        let mut prepared = w.writer.prepare_commit()?;
+        prepared.set_payload(&payload);
+        prepared.commit()?;
+        let docs = w.pending_docs;
+        w.committed_hw = merged;
+        w.pending_hw.clear();
+        w.pending_docs = 0;
+        self.staged_docs = self.staged_docs.saturating_sub(docs);
+        self.stats.committed += docs;
+        self.stats.commits += 1;
+        Ok(docs)
+    }
+
+    /// Drops `day`'s writer, discarding whatever it staged since its last commit.
+    fn discard_writer(&mut self, day: NaiveDate) {
+        if let Some(w) = self.writers.remove(&day) {
+            self.staged_docs = self.staged_docs.saturating_sub(w.pending_docs);
+            drop(w);
+        }
+        if self.staged_docs == 0 {
+            self.first_staged_at = None;
+        }
+    }
+}
+
+/// The high-water marks in a partition's last commit payload.
+fn read_payload(index: &Index, day: &str) -> Result<HashMap<u64, u64>, IndexError> {
+    let metas = index
+        .load_metas()
+        .map_err(|e| IndexError::tantivy(day, e))?;
+    let Some(text) = metas.payload else {
+        return Ok(HashMap::new());
+    };
+    let corrupt = |reason: String| IndexError::CorruptPayload {
+        day: day.to_string(),
+        reason,
+    };
+    let payload: Payload = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    if payload.v != PAYLOAD_VERSION {
+        return Err(corrupt(format!("unknown payload version {}", payload.v)));
+    }
+    let mut hw = HashMap::with_capacity(payload.high_water.len());
+    for (file, offset) in payload.high_water {
+        let file: u64 = file
+            .parse()
+            .map_err(|_| corrupt(format!("file id {file:?} is not a number")))?;
+        hw.insert(file, offset);
+    }
+    Ok(hw)
+}
