@@ -200,7 +200,14 @@ fn loghub2_2k_accuracy_vs_drain() -> anyhow::Result<()> {
     let table = parse_csv(&std::fs::read_to_string(
         root.join("benchmarks/loghub2_RQ2_effectiveness_results.csv"),
     )?);
-    let config = PatternConfig::default();
+    let mut config = PatternConfig::default();
+    // Tuning aid only: the reported numbers use the default configuration.
+    if let Some(st) = std::env::var("SLUICE_PATTERN_ST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.similarity_threshold = st;
+    }
     println!(
         "{:<10} {:>6} {:>6} {:>6}   | Drain {:>6} {:>6} {:>6}",
         "system", "GA", "FGA", "PA", "GA", "FGA", "PA"
@@ -259,7 +266,14 @@ fn loghub2_2k_diagnose() -> anyhow::Result<()> {
     }
     let system = std::env::var("LOGHUB_SYSTEM").unwrap_or_else(|_| "Linux".to_string());
     let (contents, truth) = load(&system)?;
-    let mut miner = PatternMiner::try_new(&PatternConfig::default())?;
+    let mut config = PatternConfig::default();
+    if let Some(st) = std::env::var("SLUICE_PATTERN_ST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.similarity_threshold = st;
+    }
+    let mut miner = PatternMiner::try_new(&config)?;
     for c in &contents {
         miner.assign(c);
     }
