@@ -1,1 +1,0 @@
-//! Elasticsearch writer (filled in by the Elasticsearch work).
