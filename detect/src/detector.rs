@@ -1,0 +1,292 @@
+//! [`Detector`]: runs every rule over events in event time and emits alert transitions.
+
+use chrono::{DateTime, Utc};
+use schemas::{Alert, LogEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::expr::Facts;
+use crate::rule::{Ctx, Rule, RuleState};
+use crate::{DetectConfig, DetectError, DetectStats, WindowPartial};
+
+/// Version of the [`DetectorState`] layout; `restore` refuses other versions.
+pub const DETECTOR_STATE_VERSION: u32 = 1;
+
+/// The persistable state of a [`Detector`]: event-time progress, and per rule the window
+/// buckets, baselines and alert lifecycle of every tracked key. Serialize it with serde (JSON
+/// is fine: a few hundred bytes per key without latency sketches).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorState {
+    pub version: u32,
+    bucket_secs: u64,
+    /// Newest event time seen (Unix seconds).
+    max_event_secs: Option<i64>,
+    /// Last closed bucket index.
+    closed_bucket: Option<i64>,
+    rules: Vec<RuleState>,
+}
+
+/// The rules engine. Synchronous and single-threaded: feed it events with
+/// [`Detector::process`] and collect the [`Alert`]s it appends.
+#[derive(Debug)]
+pub struct Detector {
+    bucket_secs: i64,
+    lateness_secs: i64,
+    generator_url: String,
+    rules: Vec<Rule>,
+    max_event_secs: Option<i64>,
+    closed_bucket: Option<i64>,
+    stats: DetectStats,
+    scratch: Vec<u8>,
+}
+
+fn compile_rules(config: &DetectConfig) -> Result<Vec<Rule>, DetectError> {
+    config.validate()?;
+    let mut rules = Vec::new();
+    for (i, rc) in config.effective_rules().iter().enumerate() {
+        if !rc.enabled {
+            continue;
+        }
+        // User rules are reported by their `rules[i]` path; built-ins by name.
+        let at = match config.rules.iter().position(|u| u.name == rc.name) {
+            Some(j) => format!("rules[{j}]"),
+            None => format!("builtin[{i}]({})", rc.name),
+        };
+        rules.push(Rule::compile(
+            rc,
+            &at,
+            config.bucket_secs,
+            config.repeat_interval_secs,
+            config.max_keys_per_rule,
+        )?);
+    }
+    Ok(rules)
+}
+
+impl Detector {
+    /// Builds a detector from a configuration.
+    ///
+    /// # Errors
+    /// Any validation error of the config or its rules, naming the field path.
+    pub fn try_new(config: &DetectConfig) -> Result<Detector, DetectError> {
+        let rules = compile_rules(config)?;
+        let mut d = Detector {
+            bucket_secs: config.bucket_secs as i64,
+            lateness_secs: config.allowed_lateness_secs as i64,
+            generator_url: config.generator_url.clone(),
+            rules,
+            max_event_secs: None,
+            closed_bucket: None,
+            stats: DetectStats::default(),
+            scratch: Vec::with_capacity(256),
+        };
+        d.refresh_rule_stats();
+        Ok(d)
+    }
+
+    /// Feeds one event. Events may arrive out of order by up to `allowed_lateness_secs`; older
+    /// ones are counted in `late_events` and skipped. Alert transitions that become due as the
+    /// watermark advances are appended to `out` (firing, repeats and resolved, sorted by rule
+    /// then fingerprint within one evaluation).
+    pub fn process(&mut self, event: &mut LogEvent, out: &mut Vec<Alert>) {
+        self.stats.events += 1;
+        let t = event.timestamp.timestamp();
+        let b = t.div_euclid(self.bucket_secs);
+        if self.closed_bucket.is_none() {
+            self.closed_bucket = Some(self.bucket_of_watermark(t - self.lateness_secs));
+        }
+        if self.closed_bucket.is_some_and(|c| b <= c) {
+            self.stats.late_events += 1;
+        } else {
+            let facts = Facts::new(event);
+            for rule in &mut self.rules {
+                rule.observe(&facts, b, &mut self.scratch, &mut self.stats);
+            }
+        }
+        if self.max_event_secs.is_none_or(|m| t > m) {
+            self.max_event_secs = Some(t);
+            self.advance_to(t - self.lateness_secs, out);
+        }
+    }
+
+    /// Moves event time to `now` without an event (live idle ticks: pass the wall clock), so
+    /// windows close and alerts resolve while no lines arrive. The watermark becomes
+    /// `now - allowed_lateness_secs`.
+    pub fn advance_watermark(&mut self, now: DateTime<Utc>, out: &mut Vec<Alert>) {
+        let wm = now.timestamp() - self.lateness_secs;
+        if self.closed_bucket.is_none() {
+            self.closed_bucket = Some(self.bucket_of_watermark(wm));
+            return;
+        }
+        self.advance_to(wm, out);
+    }
+
+    /// End of input (offline backtests): closes every bucket up to the newest event and emits
+    /// what is due. Alerts still firing stay firing (no resolved is invented for them).
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        if let Some(m) = self.max_event_secs {
+            let end = (m.div_euclid(self.bucket_secs) + 1) * self.bucket_secs;
+            self.advance_to(end, out);
+        }
+    }
+
+    /// The last bucket that is closed when the watermark is `wm`.
+    fn bucket_of_watermark(&self, wm: i64) -> i64 {
+        wm.div_euclid(self.bucket_secs) - 1
+    }
+
+    fn advance_to(&mut self, wm: i64, out: &mut Vec<Alert>) {
+        let target = self.bucket_of_watermark(wm);
+        let Some(mut c) = self.closed_bucket else {
+            self.closed_bucket = Some(target);
+            return;
+        };
+        let ctx_url = std::mem::take(&mut self.generator_url);
+        while c < target {
+            if self.rules.iter().all(|r| r.key_count() == 0) {
+                c = target; // nothing to evaluate: jump over the gap
+                break;
+            }
+            c += 1;
+            let now = (c + 1) * self.bucket_secs;
+            let ctx = Ctx {
+                generator_url: &ctx_url,
+            };
+            for rule in &mut self.rules {
+                rule.close(c, now, &ctx, out);
+            }
+        }
+        self.generator_url = ctx_url;
+        self.closed_bucket = Some(c);
+        self.refresh_rule_stats();
+    }
+
+    fn refresh_rule_stats(&mut self) {
+        self.stats.rules = self.rules.iter().map(|r| r.stats.clone()).collect();
+        self.stats.keys_tracked = self.rules.iter().map(|r| r.key_count() as u64).sum();
+    }
+
+    /// The current state, for persisting across restarts.
+    pub fn snapshot(&self) -> DetectorState {
+        DetectorState {
+            version: DETECTOR_STATE_VERSION,
+            bucket_secs: self.bucket_secs as u64,
+            max_event_secs: self.max_event_secs,
+            closed_bucket: self.closed_bucket,
+            rules: self.rules.iter().map(Rule::snapshot).collect(),
+        }
+    }
+
+    /// Replaces this detector's state with a saved one. Rules whose definition changed since
+    /// the snapshot start empty (counted in `rule_states_dropped`); alerts that were firing
+    /// stay firing, so a restart neither re-fires nor loses them.
+    ///
+    /// # Errors
+    /// [`DetectError::Restore`] for another state version or bucket width; the detector is
+    /// unchanged then.
+    pub fn restore(&mut self, state: DetectorState) -> Result<(), DetectError> {
+        if state.version != DETECTOR_STATE_VERSION {
+            return Err(DetectError::Restore {
+                message: format!(
+                    "state version {} is not {DETECTOR_STATE_VERSION}",
+                    state.version
+                ),
+            });
+        }
+        if state.bucket_secs as i64 != self.bucket_secs {
+            return Err(DetectError::Restore {
+                message: format!(
+                    "state has {} s buckets, config {} s",
+                    state.bucket_secs, self.bucket_secs
+                ),
+            });
+        }
+        self.max_event_secs = state.max_event_secs;
+        self.closed_bucket = state.closed_bucket;
+        for rule in &mut self.rules {
+            rule.load(Vec::new());
+        }
+        for saved in state.rules {
+            match self
+                .rules
+                .iter_mut()
+                .find(|r| r.cfg.name == saved.name && r.definition == saved.definition)
+            {
+                Some(rule) => rule.load(saved.keys),
+                None => self.stats.rule_states_dropped += 1,
+            }
+        }
+        self.refresh_rule_stats();
+        Ok(())
+    }
+
+    /// Applies a new configuration. Rules whose definition (every setting, and the bucket
+    /// width) is unchanged keep their windows, baselines and alert states; changed or new rules
+    /// start empty; removed rules are dropped (an alert they had firing is not resolved:
+    /// receivers expire it by `endsAt`/`resolve_timeout`).
+    ///
+    /// # Errors
+    /// Any validation error of the new config; the detector is unchanged then.
+    pub fn reload(&mut self, config: &DetectConfig) -> Result<(), DetectError> {
+        let mut new_rules = compile_rules(config)?;
+        for rule in &mut new_rules {
+            if let Some(old) = self
+                .rules
+                .iter_mut()
+                .find(|o| o.cfg.name == rule.cfg.name && o.definition == rule.definition)
+            {
+                rule.put_keys(old.take_keys());
+                rule.stats.firing = old.stats.firing;
+                rule.stats.resolved = old.stats.resolved;
+            }
+        }
+        self.stats.rule_states_dropped +=
+            self.rules.iter().filter(|o| o.key_count() > 0).count() as u64;
+        if config.bucket_secs as i64 != self.bucket_secs {
+            // Bucket indices change meaning; every definition changed too, so all state is
+            // already dropped. Restart event time from the next event.
+            self.closed_bucket = None;
+            self.max_event_secs = None;
+        }
+        self.bucket_secs = config.bucket_secs as i64;
+        self.lateness_secs = config.allowed_lateness_secs as i64;
+        self.generator_url = config.generator_url.clone();
+        self.rules = new_rules;
+        self.refresh_rule_stats();
+        Ok(())
+    }
+
+    /// Counters and per-rule gauges.
+    pub fn stats(&self) -> &DetectStats {
+        &self.stats
+    }
+
+    /// Approximate heap bytes held by all rules' key state.
+    pub fn state_bytes(&self) -> usize {
+        self.rules.iter().map(Rule::state_bytes).sum()
+    }
+
+    /// The current window partial of every key of rule `name` (group-by values, partial),
+    /// sorted by key: what a processor ships for a distributed merge.
+    pub fn window_partials(&self, name: &str) -> Vec<(Vec<String>, WindowPartial)> {
+        self.rules
+            .iter()
+            .find(|r| r.cfg.name == name)
+            .map(Rule::partials)
+            .unwrap_or_default()
+    }
+
+    /// Names of the active rules, in evaluation order.
+    pub fn rule_names(&self) -> Vec<&str> {
+        self.rules.iter().map(|r| r.cfg.name.as_str()).collect()
+    }
+
+    /// True when any rule has a firing alert.
+    pub fn has_firing(&self) -> bool {
+        self.rules.iter().any(Rule::has_firing)
+    }
+
+    /// The watermark: events at or before it are late (Unix seconds), if any event was seen.
+    pub fn watermark_secs(&self) -> Option<i64> {
+        self.closed_bucket.map(|c| (c + 1) * self.bucket_secs)
+    }
+}
