@@ -1,0 +1,958 @@
+//! The shared field mapper: structured formats (JSON, logfmt, klog key/values) offer each
+//! `key → value` here; the mapper recognises the keys the common logging libraries use and
+//! fills the ECS fields, and keeps everything else under `app` within the configured limits.
+//!
+//! Keys are compared after normalization (ASCII lower case, `_` `-` `.` and spaces dropped),
+//! so `status_code`, `statusCode`, `StatusCode` and `http.status_code`-style variants meet in
+//! one table. The first key to claim an ECS field wins; later duplicates stay under `app`.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use schemas::{Level, LogEvent};
+use serde_json::{Map, Value};
+
+use crate::duration::{self, DurUnit};
+use crate::error::{Problem, Problems};
+use crate::{level, stack, time};
+
+/// Longest key we try to recognise; longer keys are never ECS names and go to `app` as is.
+const MAX_KEY_BYTES: usize = 40;
+/// Longest HTTP method token we accept (`PROPFIND`, `MKCALENDAR` fit).
+const MAX_METHOD_BYTES: usize = 16;
+/// Longest service name taken from a record: longer values are data, not a name.
+const MAX_SERVICE_BYTES: usize = 256;
+
+/// A JSON-ish value, borrowing strings from the record where it can.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum JVal<'a> {
+    Str(Cow<'a, str>),
+    U(u64),
+    I(i64),
+    F(f64),
+    Bool(bool),
+    Null,
+    /// An object or array (owned).
+    Json(Value),
+}
+
+impl JVal<'_> {
+    pub(crate) fn from_value(v: Value) -> JVal<'static> {
+        match v {
+            Value::String(s) => JVal::Str(Cow::Owned(s)),
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    JVal::U(u)
+                } else if let Some(i) = n.as_i64() {
+                    JVal::I(i)
+                } else {
+                    JVal::F(n.as_f64().unwrap_or(f64::NAN))
+                }
+            }
+            Value::Bool(b) => JVal::Bool(b),
+            Value::Null => JVal::Null,
+            other => JVal::Json(other),
+        }
+    }
+
+    pub(crate) fn into_value(self) -> Value {
+        match self {
+            JVal::Str(s) => Value::String(s.into_owned()),
+            JVal::U(u) => Value::from(u),
+            JVal::I(i) => Value::from(i),
+            JVal::F(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+            JVal::Bool(b) => Value::Bool(b),
+            JVal::Null => Value::Null,
+            JVal::Json(v) => v,
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            JVal::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as a number, reading numeric strings too; the flag says it had a fraction.
+    fn as_number(&self) -> Option<(f64, bool)> {
+        match self {
+            JVal::U(u) => Some((*u as f64, false)),
+            JVal::I(i) => Some((*i as f64, false)),
+            JVal::F(f) => Some((*f, true)),
+            JVal::Str(s) => {
+                let t = s.trim();
+                if t.is_empty() || !t.bytes().all(|c| c.is_ascii_digit() || c == b'.' || c == b'-') {
+                    return None;
+                }
+                t.parse::<f64>().ok().map(|v| (v, t.contains('.')))
+            }
+            _ => None,
+        }
+    }
+
+    /// A scalar rendered as text (strings as is, numbers and booleans printed).
+    fn to_text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            JVal::Str(s) => Some(Cow::Borrowed(s)),
+            JVal::U(u) => Some(Cow::Owned(u.to_string())),
+            JVal::I(i) => Some(Cow::Owned(i.to_string())),
+            JVal::F(f) => Some(Cow::Owned(f.to_string())),
+            JVal::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+            _ => None,
+        }
+    }
+}
+
+/// What an ECS-bound key means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Role {
+    Timestamp,
+    Level,
+    LevelOtel,
+    Message,
+    Template,
+    Logger,
+    Service,
+    Method,
+    Path,
+    Url,
+    Query,
+    Status,
+    Duration,
+    ClientIp,
+    UserAgent,
+    Referrer,
+    User,
+    TraceId,
+    SpanId,
+    Error,
+    ErrorType,
+    ErrorMessage,
+    ErrorStack,
+    HttpVersion,
+    Bytes,
+    Dataset,
+    RequestLine,
+    EpochSecond,
+    EpochNano,
+}
+
+const ROLE_COUNT: usize = Role::EpochNano as usize + 1;
+
+/// Which object a nested key sits in: the same key means different things in each
+/// (`message` in an `error` object is `error.message`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ctx {
+    Root,
+    Request,
+    Response,
+    Headers,
+    Error,
+    Url,
+    Log,
+    Service,
+    User,
+    Client,
+    Trace,
+    Span,
+    UserAgent,
+    Event,
+    Http,
+    Level,
+    Instant,
+}
+
+/// Normalizes a key into `buf`: ASCII lower case without `_`, `-`, `.` and spaces.
+fn normalize<'b>(key: &str, buf: &'b mut [u8; MAX_KEY_BYTES]) -> Option<&'b str> {
+    if key.len() > MAX_KEY_BYTES {
+        return None;
+    }
+    let mut n = 0;
+    for c in key.bytes() {
+        match c {
+            b'_' | b'-' | b'.' | b' ' => {}
+            c if c.is_ascii() => {
+                buf[n] = c.to_ascii_lowercase();
+                n += 1;
+            }
+            _ => return None,
+        }
+    }
+    std::str::from_utf8(&buf[..n]).ok()
+}
+
+/// The meaning of `key` inside `ctx`: the role of a scalar value, the context of an object
+/// value, and the unit a duration key names.
+fn lookup(ctx: Ctx, key: &str) -> (Option<Role>, Option<Ctx>, DurUnit) {
+    let mut buf = [0u8; MAX_KEY_BYTES];
+    let Some(k) = normalize(key, &mut buf) else {
+        return (None, None, DurUnit::Guess);
+    };
+    use Role as R;
+    let role = |r: Role| (Some(r), None, DurUnit::Guess);
+    let obj = |c: Ctx| (None, Some(c), DurUnit::Guess);
+    let both = |r: Role, c: Ctx| (Some(r), Some(c), DurUnit::Guess);
+    let dur = |u: DurUnit| (Some(R::Duration), None, u);
+    match ctx {
+        Ctx::Root => match k {
+            "time" | "timestamp" | "ts" | "@timestamp" | "@t" | "asctime" | "t" | "date"
+            | "datetime" | "eventtime" | "logtime" | "timelocal" | "timeiso8601"
+            | "timeunixnano" | "realtimetimestamp" | "@time" | "timemillis" | "timemsec" => {
+                role(R::Timestamp)
+            }
+            "level" | "lvl" | "severity" | "levelname" | "loglevel" | "@l" | "severitytext"
+            | "@level" | "levelstr" | "levelvalue" => both(R::Level, Ctx::Level),
+            "severitynumber" => role(R::LevelOtel),
+            "msg" | "message" | "@m" | "@message" | "body" | "shortmessage" | "fullmessage"
+            | "logmessage" => role(R::Message),
+            "event" => both(R::Message, Ctx::Event),
+            "log" => both(R::Message, Ctx::Log),
+            "@mt" | "messagetemplate" => role(R::Template),
+            "logger" | "loggername" | "loglogger" | "target" | "name" | "category"
+            | "sourcecontext" | "@logger" => role(R::Logger),
+            "service" | "servicename" | "app" | "application" | "appname" => {
+                both(R::Service, Ctx::Service)
+            }
+            "method" | "httpmethod" | "requestmethod" | "httprequestmethod" | "verb"
+            | "clientrequestmethod" => role(R::Method),
+            "path" | "endpoint" | "urlpath" | "requestpath" => role(R::Path),
+            "url" => both(R::Url, Ctx::Url),
+            "uri" | "requesturi" | "urloriginal" | "clientrequesturi" | "requesturl"
+            | "urlfull" => role(R::Url),
+            "query" | "querystring" | "urlquery" => role(R::Query),
+            "status" | "statuscode" | "httpstatus" | "responsestatus"
+            | "httpresponsestatuscode" | "edgeresponsestatus" | "httpstatuscode"
+            | "downstreamstatus" => role(R::Status),
+            "durationms" | "responsetimems" | "elapsedms" | "latencyms" | "tookms" | "timems"
+            | "requesttimems" | "durationmillis" | "elapsedmillis" => dur(DurUnit::Millis),
+            "durationns" | "durationnanos" | "eventduration" | "originduration" => {
+                dur(DurUnit::Nanos)
+            }
+            "durationus" | "durationmicros" | "elapsedus" => dur(DurUnit::Micros),
+            "durations" | "durationsec" | "durationseconds" | "requesttime"
+            | "upstreamresponsetime" | "elapsedseconds" | "latencyseconds" => {
+                dur(DurUnit::Seconds)
+            }
+            // Traefik prints `Duration` in nanoseconds; everyone else's `duration` is
+            // decided by the value (see `duration` module docs).
+            "duration" if key == "Duration" => dur(DurUnit::Nanos),
+            "duration" | "latency" | "elapsed" | "took" | "responsetime" | "processtime"
+            | "timetaken" | "requestduration" | "elapsedtime" => dur(DurUnit::Guess),
+            "clientip" | "clientaddr" | "remoteaddr" | "remoteip" | "ip" | "remoteaddress"
+            | "ipaddress" | "realip" | "xforwardedfor" | "sourceip" | "clientaddress" => {
+                role(R::ClientIp)
+            }
+            "useragent" => both(R::UserAgent, Ctx::UserAgent),
+            "httpuseragent" | "ua" | "useragentoriginal" | "clientrequestuseragent" => {
+                role(R::UserAgent)
+            }
+            "referer" | "referrer" | "httpreferer" | "httpreferrer" | "clientrequestreferer"
+            | "httprequestreferrer" => role(R::Referrer),
+            "user" => both(R::User, Ctx::User),
+            "username" | "usr" | "login" => role(R::User),
+            "traceid" | "ddtraceid" | "oteltraceid" | "traceidhex" => role(R::TraceId),
+            "trace" => obj(Ctx::Trace),
+            "spanid" | "ddspanid" | "otelspanid" => role(R::SpanId),
+            "span" => obj(Ctx::Span),
+            "error" | "err" | "exception" | "excinfo" | "exctext" | "@x" | "throwable"
+            | "thrown" | "exc" => both(R::Error, Ctx::Error),
+            "stack" | "stacktrace" | "errorstacktrace" | "errorstack" | "backtrace" => {
+                role(R::ErrorStack)
+            }
+            "errortype" | "errorkind" | "exceptiontype" | "exceptionclass" | "errorclass" => {
+                role(R::ErrorType)
+            }
+            "errormessage" | "errmsg" | "exceptionmessage" | "errormsg" => role(R::ErrorMessage),
+            "protocol" | "proto" | "httpversion" | "serverprotocol" | "requestprotocol" => {
+                role(R::HttpVersion)
+            }
+            "bytes" | "bodybytessent" | "bytessent" | "responsesize" | "httpresponsebytes"
+            | "responsebytes" => role(R::Bytes),
+            "eventdataset" => role(R::Dataset),
+            "request" | "req" | "httprequest" => both(R::RequestLine, Ctx::Request),
+            "response" | "res" | "httpresponse" => obj(Ctx::Response),
+            "http" => obj(Ctx::Http),
+            "client" => obj(Ctx::Client),
+            "headers" => obj(Ctx::Headers),
+            "instant" => obj(Ctx::Instant),
+            // Nested bags of the root's own fields (lnav `@fields`, rust tracing `fields`).
+            "@fields" | "fields" | "context" => obj(Ctx::Root),
+            _ => (None, None, DurUnit::Guess),
+        },
+        Ctx::Request => match k {
+            "method" => role(R::Method),
+            "url" | "uri" | "path" => role(R::Url),
+            "query" | "querystring" => role(R::Query),
+            "headers" => obj(Ctx::Headers),
+            "remoteaddress" | "remoteip" | "clientip" | "ip" | "remoteaddr" => role(R::ClientIp),
+            "proto" | "protocol" | "httpversion" => role(R::HttpVersion),
+            "useragent" => role(R::UserAgent),
+            "referer" | "referrer" => role(R::Referrer),
+            _ => (None, None, DurUnit::Guess),
+        },
+        Ctx::Response => match k {
+            "statuscode" | "status" => role(R::Status),
+            "size" | "bytes" | "bodybytes" => role(R::Bytes),
+            _ => (None, None, DurUnit::Guess),
+        },
+        Ctx::Headers => match k {
+            "useragent" => role(R::UserAgent),
+            "referer" | "referrer" => role(R::Referrer),
+            _ => (None, None, DurUnit::Guess),
+        },
+        Ctx::Error => match k {
+            "type" | "name" | "class" | "kind" | "exceptionclass" | "classname" => {
+                role(R::ErrorType)
+            }
+            "message" | "msg" | "reason" => role(R::ErrorMessage),
+            "stack" | "stacktrace" | "trace" | "backtrace" | "extendedstacktrace" => {
+                role(R::ErrorStack)
+            }
+            _ => (None, None, DurUnit::Guess),
+        },
+        Ctx::Url => match k {
+            "path" => role(R::Path),
+            "query" => role(R::Query),
+            "original" | "full" => role(R::Url),
+            _ => (None, None, DurUnit::Guess),
+        },
+        Ctx::Log => match k {
+            "level" => role(R::Level),
+            "logger" => role(R::Logger),
+            _ => (None, None, DurUnit::Guess),
+        },
+        Ctx::Service | Ctx::User | Ctx::Level => match (ctx, k) {
+            (Ctx::Service, "name") => role(R::Service),
+            (Ctx::User, "name") => role(R::User),
+            (Ctx::Level, "name") => role(R::Level),
+            _ => (None, None, DurUnit::Guess),
+        },
+        Ctx::Client => match k {
+            "ip" | "address" => role(R::ClientIp),
+            _ => (None, None, DurUnit::Guess),
+        },
+        Ctx::Trace | Ctx::Span => match (ctx, k) {
+            (Ctx::Trace, "id") => role(R::TraceId),
+            (Ctx::Span, "id") => role(R::SpanId),
+            _ => (None, None, DurUnit::Guess),
+        },
+        Ctx::UserAgent => match k {
+            "original" => role(R::UserAgent),
+            _ => (None, None, DurUnit::Guess),
+        },
+        Ctx::Event => match k {
+            "dataset" => role(R::Dataset),
+            "duration" => dur(DurUnit::Nanos),
+            _ => (None, None, DurUnit::Guess),
+        },
+        Ctx::Http => match k {
+            "request" => obj(Ctx::Request),
+            "response" => obj(Ctx::Response),
+            "version" => role(R::HttpVersion),
+            _ => (None, None, DurUnit::Guess),
+        },
+        Ctx::Instant => match k {
+            "epochsecond" => role(R::EpochSecond),
+            "nanoofsecond" => role(R::EpochNano),
+            _ => (None, None, DurUnit::Guess),
+        },
+    }
+}
+
+#[derive(Debug)]
+struct Slot<'a> {
+    key: Cow<'a, str>,
+    val: JVal<'a>,
+    unit: DurUnit,
+}
+
+/// Limits for what goes under `app`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_depth: usize,
+    pub(crate) max_fields: usize,
+    pub(crate) max_field_bytes: usize,
+}
+
+/// Collects one record's fields, then writes them into a [`LogEvent`].
+#[derive(Debug)]
+pub(crate) struct Collector<'a> {
+    slots: [Option<Slot<'a>>; ROLE_COUNT],
+    app: Map<String, Value>,
+    fields_left: usize,
+    limits: Limits,
+    pub(crate) problems: Problems,
+}
+
+impl<'a> Collector<'a> {
+    pub(crate) fn new(limits: Limits, problems: Problems) -> Collector<'a> {
+        Collector {
+            slots: std::array::from_fn(|_| None),
+            app: Map::new(),
+            fields_left: limits.max_fields,
+            limits,
+            problems,
+        }
+    }
+
+    /// Offers one top-level `key → value` of the record.
+    pub(crate) fn offer(&mut self, key: Cow<'a, str>, val: JVal<'a>) {
+        self.offer_in(Ctx::Root, key, val);
+    }
+
+    fn offer_in(&mut self, ctx: Ctx, key: Cow<'a, str>, val: JVal<'a>) {
+        let (role, obj_ctx, unit) = lookup(ctx, &key);
+        match (val, role, obj_ctx) {
+            (JVal::Json(Value::Object(map)), _, Some(c)) => {
+                let rest = self.absorb(c, &key, map);
+                if !rest.is_empty() {
+                    self.put_app(key.into_owned(), Value::Object(rest));
+                }
+            }
+            (JVal::Null, Some(_), _) => {}
+            (val, Some(r), _) => {
+                let slot = &mut self.slots[r as usize];
+                if slot.is_none() {
+                    *slot = Some(Slot { key, val, unit });
+                } else {
+                    self.put_app(key.into_owned(), val.into_value());
+                }
+            }
+            (val, None, _) => self.put_app(key.into_owned(), val.into_value()),
+        }
+    }
+
+    /// Maps the keys of a nested object; returns what was not mapped.
+    fn absorb(&mut self, ctx: Ctx, parent: &str, map: Map<String, Value>) -> Map<String, Value> {
+        let mut rest = Map::new();
+        for (k, v) in map {
+            let (role, obj_ctx, unit) = lookup(ctx, &k);
+            match (v, role, obj_ctx) {
+                (Value::Object(m), _, Some(c)) => {
+                    let path = format!("{parent}.{k}");
+                    let sub = self.absorb(c, &path, m);
+                    if !sub.is_empty() {
+                        rest.insert(k, Value::Object(sub));
+                    }
+                }
+                (Value::Null, Some(_), _) => {}
+                (v, Some(r), _) if self.slots[r as usize].is_none() => {
+                    self.slots[r as usize] = Some(Slot {
+                        key: Cow::Owned(format!("{parent}.{k}")),
+                        val: JVal::from_value(v),
+                        unit,
+                    });
+                }
+                (v, _, _) => {
+                    rest.insert(k, v);
+                }
+            }
+        }
+        rest
+    }
+
+    /// Puts a value under `app`, enforcing depth, field-count and size limits.
+    fn put_app(&mut self, key: String, mut v: Value) {
+        if self.fields_left == 0 {
+            self.problems.add(Problem::TooManyFields);
+            return;
+        }
+        self.limit(&mut v, 1);
+        self.app.insert(key, v);
+    }
+
+    fn limit(&mut self, v: &mut Value, depth: usize) {
+        match v {
+            Value::Object(_) | Value::Array(_) if depth >= self.limits.max_depth => {
+                let mut s = v.to_string();
+                self.truncate(&mut s);
+                self.problems.add(Problem::JsonDepthExceeded);
+                *v = Value::String(s);
+                self.fields_left = self.fields_left.saturating_sub(1);
+            }
+            Value::Object(m) => {
+                let keys: Vec<String> = m.keys().cloned().collect();
+                for k in keys {
+                    if self.fields_left == 0 {
+                        m.remove(&k);
+                        self.problems.add(Problem::TooManyFields);
+                        continue;
+                    }
+                    if let Some(child) = m.get_mut(&k) {
+                        self.limit(child, depth + 1);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                let mut keep = items.len();
+                for (i, child) in items.iter_mut().enumerate() {
+                    if self.fields_left == 0 {
+                        keep = i;
+                        self.problems.add(Problem::TooManyFields);
+                        break;
+                    }
+                    self.limit(child, depth + 1);
+                }
+                items.truncate(keep);
+            }
+            Value::String(s) => {
+                self.truncate(s);
+                self.fields_left = self.fields_left.saturating_sub(1);
+            }
+            _ => self.fields_left = self.fields_left.saturating_sub(1),
+        }
+    }
+
+    fn truncate(&mut self, s: &mut String) {
+        if s.len() > self.limits.max_field_bytes {
+            let cut = level::floor_char_boundary(s, self.limits.max_field_bytes);
+            s.truncate(cut);
+            self.problems.add(Problem::FieldTruncated);
+        }
+    }
+
+    /// A keyword-sized string for an ECS field, cut at `max_field_bytes`.
+    fn keyword(&mut self, s: &str) -> String {
+        let mut out = s.to_owned();
+        self.truncate(&mut out);
+        out
+    }
+
+    fn take(&mut self, r: Role) -> Option<Slot<'a>> {
+        self.slots[r as usize].take()
+    }
+
+    fn reject(&mut self, slot: Slot<'a>) {
+        self.put_app(slot.key.into_owned(), slot.val.into_value());
+    }
+
+    /// Writes the collected fields into `ev`. Returns true when the record carried a
+    /// message of its own.
+    pub(crate) fn finish(mut self, ev: &mut LogEvent, fallback_time: DateTime<Utc>) -> (bool, Problems) {
+        self.finish_time(ev, fallback_time);
+        self.finish_level(ev);
+        let has_message = self.finish_message(ev);
+        if let Some(s) = self.take(Role::Logger) {
+            match s.val.as_str() {
+                Some(v) if !v.is_empty() => ev.log.logger = Some(self.keyword(v)),
+                _ => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::Service) {
+            match s.val.as_str() {
+                Some(v) if !v.is_empty() && v.len() <= MAX_SERVICE_BYTES => {
+                    ev.service.name = Some(v.to_owned())
+                }
+                _ => self.reject(s),
+            }
+        }
+        self.finish_http(ev);
+        self.finish_error(ev);
+        for (role, name) in [(Role::TraceId, true), (Role::SpanId, false)] {
+            if let Some(s) = self.take(role) {
+                let text = s.val.to_text().map(|t| t.into_owned());
+                match text {
+                    Some(t) if !t.is_empty() => {
+                        let t = self.keyword(&t);
+                        if name {
+                            ev.trace.id = Some(t);
+                        } else {
+                            ev.span.id = Some(t);
+                        }
+                    }
+                    _ => self.reject(s),
+                }
+            }
+        }
+        if let Some(s) = self.take(Role::User) {
+            match s.val.to_text() {
+                Some(t) if !t.is_empty() && t != "-" => {
+                    let t = t.into_owned();
+                    ev.user.name = Some(self.keyword(&t));
+                }
+                _ => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::Dataset) {
+            match s.val.as_str() {
+                Some(v) if !v.is_empty() => ev.event.dataset = Some(self.keyword(v)),
+                _ => self.reject(s),
+            }
+        }
+        // Anything still in a slot (e.g. a lone `epochSecond`) stays visible under `app`.
+        for i in 0..ROLE_COUNT {
+            if let Some(s) = self.slots[i].take() {
+                self.reject(s);
+            }
+        }
+        if !self.app.is_empty() {
+            if ev.app.is_empty() {
+                ev.app = std::mem::take(&mut self.app);
+            } else {
+                ev.app.append(&mut self.app);
+            }
+        }
+        (has_message, self.problems)
+    }
+
+    fn finish_time(&mut self, ev: &mut LogEvent, fallback_time: DateTime<Utc>) {
+        ev.timestamp = fallback_time;
+        if let Some(s) = self.take(Role::EpochSecond) {
+            let nanos = self
+                .take(Role::EpochNano)
+                .and_then(|n| n.val.as_number())
+                .map_or(0.0, |(v, _)| v);
+            match s.val.as_number() {
+                Some((secs, _)) if secs > 0.0 && secs < 1e11 && (0.0..1e9).contains(&nanos) => {
+                    ev.timestamp = chrono::TimeZone::timestamp_opt(&Utc, secs as i64, nanos as u32)
+                        .single()
+                        .unwrap_or(fallback_time);
+                    return;
+                }
+                _ => self.reject(s),
+            }
+        }
+        let Some(s) = self.take(Role::Timestamp) else {
+            return;
+        };
+        let parsed = match &s.val {
+            JVal::Str(v) => time::parse_str(v),
+            JVal::U(u) => i64::try_from(*u).ok().and_then(time::from_epoch_i64),
+            JVal::I(i) => time::from_epoch_i64(*i),
+            JVal::F(f) => time::from_epoch_f64(*f),
+            _ => None,
+        };
+        match parsed {
+            Some(t) => ev.timestamp = t,
+            None => {
+                self.problems.add(Problem::TimestampInvalid);
+                self.reject(s);
+            }
+        }
+    }
+
+    fn finish_level(&mut self, ev: &mut LogEvent) {
+        if let Some(s) = self.take(Role::Level) {
+            let lvl = match &s.val {
+                JVal::Str(v) => level::from_word(v)
+                    .or_else(|| v.trim().parse::<f64>().ok().and_then(level::from_pino_number)),
+                v => v.as_number().and_then(|(n, _)| level::from_pino_number(n)),
+            };
+            match lvl {
+                Some(l) => ev.log.level = Some(l),
+                None => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::LevelOtel) {
+            match s.val.as_number().and_then(|(n, _)| level::from_otel_number(n)) {
+                Some(l) if ev.log.level.is_none() => ev.log.level = Some(l),
+                _ => self.reject(s),
+            }
+        }
+    }
+
+    fn finish_message(&mut self, ev: &mut LogEvent) -> bool {
+        let mut has = false;
+        if let Some(s) = self.take(Role::Message) {
+            match s.val.to_text() {
+                Some(t) => {
+                    ev.message = t.into_owned();
+                    has = true;
+                }
+                None => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::Template) {
+            match s.val.as_str() {
+                Some(t) if !has => {
+                    ev.message = t.to_owned();
+                    has = true;
+                }
+                _ => self.reject(s),
+            }
+        }
+        has
+    }
+
+    fn finish_http(&mut self, ev: &mut LogEvent) {
+        if let Some(s) = self.take(Role::RequestLine) {
+            match s.val.as_str().and_then(split_request_line) {
+                Some((m, target, version)) => {
+                    ev.http.request.method = Some(m.to_owned());
+                    set_url(ev, target);
+                    if let Some(v) = version {
+                        ev.http.version = Some(v.to_owned());
+                    }
+                }
+                None => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::Method) {
+            match s.val.as_str() {
+                Some(m)
+                    if !m.is_empty()
+                        && m.len() <= MAX_METHOD_BYTES
+                        && m.bytes().all(|c| c.is_ascii_alphabetic()) =>
+                {
+                    ev.http.request.method = Some(m.to_ascii_uppercase());
+                }
+                _ => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::Status) {
+            match s.val.as_number() {
+                Some((n, false)) if (100.0..=599.0).contains(&n) => {
+                    ev.http.response.status_code = Some(n as u16)
+                }
+                _ => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::Url) {
+            match s.val.as_str() {
+                Some(u) if u.starts_with('/') || u.contains("://") => set_url(ev, u),
+                _ => self.reject(s),
+            }
+        }
+        // A bare `path`/`endpoint` is an URL path only in an HTTP record: `"path":
+        // "tmp/blobs"` in a storage log is a file.
+        let http_context = ev.http.request.method.is_some()
+            || ev.http.response.status_code.is_some()
+            || ev.url.original.is_some();
+        if let Some(s) = self.take(Role::Path) {
+            match s.val.as_str() {
+                Some(p) if http_context && p.starts_with('/') => {
+                    if ev.url.path.is_none() {
+                        set_url(ev, p);
+                    }
+                }
+                _ => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::Query) {
+            match s.val.as_str() {
+                Some(q) if !q.is_empty() => {
+                    ev.url.query = Some(q.strip_prefix('?').unwrap_or(q).to_owned())
+                }
+                _ => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::Duration) {
+            let ns = match &s.val {
+                JVal::Str(v) => duration::from_str(v, s.unit),
+                v => v.as_number().and_then(|(n, f)| duration::from_number(n, s.unit, f)),
+            };
+            match ns {
+                Some(ns) => ev.event.duration = Some(ns),
+                None => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::ClientIp) {
+            match s.val.as_str().and_then(client_ip) {
+                Some(ip) => ev.client.ip = Some(ip.to_owned()),
+                None => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::UserAgent) {
+            let ua = match &s.val {
+                JVal::Str(v) => Some(v.to_string()),
+                // Caddy logs headers as arrays: `"User-Agent": ["curl/8"]`.
+                JVal::Json(Value::Array(a)) => a.first().and_then(Value::as_str).map(str::to_owned),
+                _ => None,
+            };
+            match ua {
+                Some(u) if !u.is_empty() && u != "-" => ev.user_agent.original = Some(self.keyword(&u)),
+                _ => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::Referrer) {
+            match s.val.as_str() {
+                Some(r) if !r.is_empty() && r != "-" => {
+                    ev.http.request.referrer = Some(self.keyword(r))
+                }
+                _ => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::HttpVersion) {
+            match s.val.as_str().and_then(http_version) {
+                Some(v) => ev.http.version = Some(v.to_owned()),
+                None => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::Bytes) {
+            let http = ev.http.response.status_code.is_some() || ev.http.request.method.is_some();
+            match s.val.as_number() {
+                Some((n, false)) if http && n >= 0.0 => ev.http.response.bytes = Some(n as u64),
+                _ => self.reject(s),
+            }
+        }
+    }
+
+    fn finish_error(&mut self, ev: &mut LogEvent) {
+        if let Some(s) = self.take(Role::Error) {
+            match &s.val {
+                JVal::Str(text) if !text.is_empty() => apply_error_text(ev, text),
+                JVal::Json(Value::Array(lines)) => {
+                    ev.error.stack_trace = Some(join_lines(lines));
+                }
+                JVal::Bool(_) => self.reject(s),
+                v => match v.to_text() {
+                    Some(t) if !t.is_empty() => ev.error.message = Some(t.into_owned()),
+                    _ => self.reject(s),
+                },
+            }
+        }
+        if let Some(s) = self.take(Role::ErrorType) {
+            match s.val.as_str() {
+                Some(t) if !t.is_empty() => ev.error.kind = Some(self.keyword(t)),
+                _ => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::ErrorMessage) {
+            match s.val.to_text() {
+                Some(t) if !t.is_empty() => ev.error.message = Some(t.into_owned()),
+                _ => self.reject(s),
+            }
+        }
+        if let Some(s) = self.take(Role::ErrorStack) {
+            match &s.val {
+                JVal::Str(t) if !t.is_empty() => {
+                    if ev.error.kind.is_none() || ev.error.message.is_none() {
+                        if let Some(info) = stack::extract(t) {
+                            ev.error.kind = ev.error.kind.take().or(info.kind);
+                            ev.error.message = ev.error.message.take().or(info.message);
+                        }
+                    }
+                    ev.error.stack_trace = Some(t.to_string());
+                }
+                JVal::Json(Value::Array(lines)) => ev.error.stack_trace = Some(join_lines(lines)),
+                _ => self.reject(s),
+            }
+        }
+        if ev.error.stack_trace.is_some() && ev.log.level.is_none() {
+            ev.log.level = Some(Level::Error);
+        }
+    }
+}
+
+/// An error value given as text: a traceback becomes type/message/stack, one line a message.
+fn apply_error_text(ev: &mut LogEvent, text: &str) {
+    match stack::extract(text) {
+        Some(info) => {
+            ev.error.kind = info.kind;
+            ev.error.message = info.message;
+            ev.error.stack_trace = Some(info.trace.to_owned());
+        }
+        None => ev.error.message = Some(text.to_owned()),
+    }
+}
+
+fn join_lines(lines: &[Value]) -> String {
+    let mut out = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        match l {
+            Value::String(s) => out.push_str(s),
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    out
+}
+
+/// Splits `GET /a?b HTTP/1.1` into method, target and version number.
+pub(crate) fn split_request_line(line: &str) -> Option<(&str, &str, Option<&str>)> {
+    let mut parts = line.split(' ').filter(|p| !p.is_empty());
+    let method = parts.next()?;
+    let target = parts.next()?;
+    let version = parts.next().and_then(http_version);
+    if parts.next().is_some()
+        || method.len() > MAX_METHOD_BYTES
+        || !method.bytes().all(|c| c.is_ascii_uppercase())
+    {
+        return None;
+    }
+    Some((method, target, version))
+}
+
+/// `HTTP/1.1` → `1.1`, `1.1` → `1.1`, `HTTP/2.0` → `2.0`.
+pub(crate) fn http_version(v: &str) -> Option<&str> {
+    let v = v.strip_prefix("HTTP/").unwrap_or(v);
+    (!v.is_empty() && v.len() <= 4 && v.bytes().all(|c| c.is_ascii_digit() || c == b'.'))
+        .then_some(v)
+}
+
+/// Sets `url.original`, `url.path` and `url.query` from a request target or full URL.
+pub(crate) fn set_url(ev: &mut LogEvent, target: &str) {
+    ev.url.original = Some(target.to_owned());
+    let after_host = match target.find("://") {
+        Some(i) => {
+            let rest = &target[i + 3..];
+            match rest.find('/') {
+                Some(j) => &rest[j..],
+                None => "/",
+            }
+        }
+        None => target,
+    };
+    let no_fragment = after_host.split('#').next().unwrap_or(after_host);
+    match no_fragment.split_once('?') {
+        Some((p, q)) => {
+            ev.url.path = Some(p.to_owned());
+            if !q.is_empty() {
+                ev.url.query = Some(q.to_owned());
+            }
+        }
+        None => ev.url.path = Some(no_fragment.to_owned()),
+    }
+}
+
+/// The client IP from `10.0.0.1`, `10.0.0.1:5123`, `[::1]:80` or an `X-Forwarded-For` list.
+pub(crate) fn client_ip(v: &str) -> Option<&str> {
+    let first = v.split(',').next()?.trim();
+    if first.parse::<std::net::IpAddr>().is_ok() {
+        return Some(first);
+    }
+    if let Some(rest) = first.strip_prefix('[') {
+        let host = rest.split(']').next()?;
+        return host.parse::<std::net::Ipv6Addr>().is_ok().then_some(host);
+    }
+    let (host, port) = first.rsplit_once(':')?;
+    (port.bytes().all(|c| c.is_ascii_digit()) && host.parse::<std::net::Ipv4Addr>().is_ok())
+        .then_some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_normalization_meets_variants() {
+        for k in ["status_code", "statusCode", "StatusCode", "status-code"] {
+            assert_eq!(lookup(Ctx::Root, k).0, Some(Role::Status), "{k}");
+        }
+        assert_eq!(lookup(Ctx::Root, "Duration").2, DurUnit::Nanos);
+        assert_eq!(lookup(Ctx::Root, "duration").2, DurUnit::Guess);
+        assert_eq!(lookup(Ctx::Error, "message").0, Some(Role::ErrorMessage));
+        assert_eq!(lookup(Ctx::Root, "a_key_that_is_far_too_long_to_be_any_ecs_field_name").0, None);
+    }
+
+    #[test]
+    fn client_ip_forms() {
+        assert_eq!(client_ip("10.0.0.1:5123"), Some("10.0.0.1"));
+        assert_eq!(client_ip("[::1]:80"), Some("::1"));
+        assert_eq!(client_ip("2001:db8::1"), Some("2001:db8::1"));
+        assert_eq!(client_ip("203.0.113.9, 10.0.0.1"), Some("203.0.113.9"));
+        assert_eq!(client_ip("localhost"), None);
+    }
+
+    #[test]
+    fn url_split() {
+        let mut ev = LogEvent::new(Utc::now(), "");
+        set_url(&mut ev, "https://api.example.com/v1/chat?stream=true#x");
+        assert_eq!(ev.url.path.as_deref(), Some("/v1/chat"));
+        assert_eq!(ev.url.query.as_deref(), Some("stream=true"));
+    }
+}

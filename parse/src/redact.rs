@@ -1,0 +1,581 @@
+//! Secret redaction, run once over the whole record text before any parser reads it, so the
+//! message, every JSON/logfmt field, URL queries and `event.original` are all covered by one
+//! pass.
+//!
+//! One case-insensitive aho-corasick automaton finds every trigger (`eyJ`, `bearer`, `AKIA`,
+//! `-----BEGIN`, `password`, `sk-`, `://`, ...) in a single scan; each hit is then checked by
+//! a small hand-written verifier, so a line with no secret costs one scan and no allocation.
+//! Card numbers are found by a separate digit scan (no keyword announces them).
+//!
+//! Replacement text is `[REDACTED:<kind>]`: no quote or backslash, so redacting inside a JSON
+//! string keeps the document valid. The kinds found are reported in [`Kinds`].
+
+use std::borrow::Cow;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use crate::{ParseError, RedactionConfig};
+
+/// Kind names written to `sluice.redacted` (and used as the metric label), by bit index.
+pub const KIND_NAMES: [&str; 9] = [
+    "jwt",
+    "bearer_token",
+    "aws_access_key",
+    "private_key",
+    "password",
+    "secret",
+    "token",
+    "api_key",
+    "card_number",
+];
+
+/// A kind of secret, indexing [`KIND_NAMES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    Jwt = 0,
+    BearerToken = 1,
+    AwsAccessKey = 2,
+    PrivateKey = 3,
+    Password = 4,
+    Secret = 5,
+    Token = 6,
+    ApiKey = 7,
+    CardNumber = 8,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        KIND_NAMES[self as usize]
+    }
+}
+
+/// The set of kinds redacted from one record (one bit each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Kinds(u16);
+
+impl Kinds {
+    fn add(&mut self, k: Kind) {
+        self.0 |= 1 << (k as u16);
+    }
+
+    /// True when nothing was redacted.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Kind names in a stable order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        KIND_NAMES
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| self.0 & (1 << i) != 0)
+            .map(|(_, n)| *n)
+    }
+
+    /// Indexes into [`KIND_NAMES`] of the kinds present.
+    pub(crate) fn indices(self) -> impl Iterator<Item = usize> {
+        (0..KIND_NAMES.len()).filter(move |i| self.0 & (1 << i) != 0)
+    }
+}
+
+/// What a trigger word asks the verifier to check.
+#[derive(Debug, Clone, Copy)]
+enum Trigger {
+    Jwt,
+    Bearer,
+    Aws,
+    PrivateKey,
+    /// `keyword[quote] (=|:) value`; the value is replaced.
+    KeyValue(Kind),
+    /// A vendor API key prefix; `min_body` characters must follow.
+    Prefix { min_body: usize },
+    /// `scheme://user:password@`.
+    UrlUserinfo,
+}
+
+/// Trigger words (matched ASCII-case-insensitively; verifiers re-check case where it matters).
+const TRIGGERS: &[(&str, Trigger)] = &[
+    ("eyJ", Trigger::Jwt),
+    ("bearer", Trigger::Bearer),
+    ("AKIA", Trigger::Aws),
+    ("ASIA", Trigger::Aws),
+    ("-----BEGIN", Trigger::PrivateKey),
+    ("password", Trigger::KeyValue(Kind::Password)),
+    ("passwd", Trigger::KeyValue(Kind::Password)),
+    ("pwd", Trigger::KeyValue(Kind::Password)),
+    ("passphrase", Trigger::KeyValue(Kind::Password)),
+    ("secret", Trigger::KeyValue(Kind::Secret)),
+    ("secret_key", Trigger::KeyValue(Kind::Secret)),
+    ("secret_access_key", Trigger::KeyValue(Kind::Secret)),
+    ("private_key", Trigger::KeyValue(Kind::PrivateKey)),
+    ("token", Trigger::KeyValue(Kind::Token)),
+    ("api_key", Trigger::KeyValue(Kind::ApiKey)),
+    ("apikey", Trigger::KeyValue(Kind::ApiKey)),
+    ("api-key", Trigger::KeyValue(Kind::ApiKey)),
+    // Vendor prefixes: OpenAI/Anthropic, xAI, GitHub, GitLab, Slack, Stripe, Google.
+    ("sk-", Trigger::Prefix { min_body: 20 }),
+    ("xai-", Trigger::Prefix { min_body: 20 }),
+    ("ghp_", Trigger::Prefix { min_body: 20 }),
+    ("gho_", Trigger::Prefix { min_body: 20 }),
+    ("ghu_", Trigger::Prefix { min_body: 20 }),
+    ("ghs_", Trigger::Prefix { min_body: 20 }),
+    ("ghr_", Trigger::Prefix { min_body: 20 }),
+    ("github_pat_", Trigger::Prefix { min_body: 20 }),
+    ("glpat-", Trigger::Prefix { min_body: 20 }),
+    ("xoxb-", Trigger::Prefix { min_body: 20 }),
+    ("xoxp-", Trigger::Prefix { min_body: 20 }),
+    ("sk_live_", Trigger::Prefix { min_body: 20 }),
+    ("rk_live_", Trigger::Prefix { min_body: 20 }),
+    ("AIza", Trigger::Prefix { min_body: 30 }),
+    ("://", Trigger::UrlUserinfo),
+];
+
+/// Shortest JWT segment we accept: a real header is ≥ 20 base64 characters, so shorter
+/// `eyJ...` runs are ordinary data.
+const MIN_JWT_SEGMENT: usize = 10;
+/// Shortest bearer token: anything shorter is a placeholder (`Bearer <token>`).
+const MIN_BEARER_TOKEN: usize = 8;
+/// How far after `-----BEGIN` the `PRIVATE KEY-----` header must end.
+const MAX_PEM_HEADER: usize = 64;
+/// Card numbers have 13 to 19 digits (ISO/IEC 7812).
+const CARD_DIGITS: std::ops::RangeInclusive<usize> = 13..=19;
+
+/// Finds and replaces secrets. Built once per [`crate::Parser`].
+#[derive(Debug)]
+pub(crate) struct Redactor {
+    ac: AhoCorasick,
+    config: RedactionConfig,
+}
+
+impl Redactor {
+    pub(crate) fn try_new(config: &RedactionConfig) -> Result<Redactor, ParseError> {
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(TRIGGERS.iter().map(|(p, _)| p))
+            .map_err(|e| ParseError::RedactionMatcher(e.to_string()))?;
+        Ok(Redactor {
+            ac,
+            config: config.clone(),
+        })
+    }
+
+    /// Returns `s` with every secret replaced, borrowing when nothing was found, and adds the
+    /// kinds found to `kinds`.
+    pub(crate) fn redact<'a>(&self, s: &'a str, kinds: &mut Kinds) -> Cow<'a, str> {
+        if !self.config.enabled {
+            return Cow::Borrowed(s);
+        }
+        let b = s.as_bytes();
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+        for m in self.ac.find_iter(s) {
+            if m.start() < copied {
+                continue;
+            }
+            let (_, trigger) = TRIGGERS[m.pattern().as_usize()];
+            let hit = match trigger {
+                Trigger::Jwt => verify_jwt(b, m.start()),
+                Trigger::Bearer => verify_bearer(b, m.start(), m.end()),
+                Trigger::Aws => verify_aws(b, m.start()),
+                Trigger::PrivateKey => verify_pem(s, m.start()),
+                Trigger::KeyValue(kind) if self.config.key_values => {
+                    verify_key_value(b, m.start(), m.end(), kind)
+                }
+                Trigger::KeyValue(_) => None,
+                Trigger::Prefix { min_body } => {
+                    verify_prefix(b, m.start(), m.end(), min_body, TRIGGERS[m.pattern().as_usize()].0)
+                }
+                Trigger::UrlUserinfo if self.config.key_values => verify_userinfo(b, m.end()),
+                Trigger::UrlUserinfo => None,
+            };
+            if let Some((start, end, kind)) = hit {
+                if start < copied || end <= start {
+                    continue;
+                }
+                let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
+                o.push_str(&s[copied..start]);
+                push_marker(o, kind);
+                kinds.add(kind);
+                copied = end;
+            }
+        }
+        let after_keywords = match out {
+            Some(mut o) => {
+                o.push_str(&s[copied..]);
+                Cow::Owned(o)
+            }
+            None => Cow::Borrowed(s),
+        };
+        if !self.config.card_numbers {
+            return after_keywords;
+        }
+        match redact_cards(&after_keywords, kinds) {
+            Some(o) => Cow::Owned(o),
+            None => after_keywords,
+        }
+    }
+}
+
+fn push_marker(out: &mut String, kind: Kind) {
+    out.push_str("[REDACTED:");
+    out.push_str(kind.name());
+    out.push(']');
+}
+
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+fn is_b64url(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
+}
+
+/// True when the byte before `at` does not continue a word.
+fn boundary_before(b: &[u8], at: usize) -> bool {
+    at == 0 || !is_word(b[at - 1])
+}
+
+fn run(b: &[u8], from: usize, pred: impl Fn(u8) -> bool) -> usize {
+    let mut i = from;
+    while i < b.len() && pred(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+type Hit = Option<(usize, usize, Kind)>;
+
+fn verify_jwt(b: &[u8], start: usize) -> Hit {
+    if b.get(start..start + 3) != Some(b"eyJ") || (start > 0 && is_b64url(b[start - 1])) {
+        return None;
+    }
+    let e1 = run(b, start, is_b64url);
+    if e1 - start < MIN_JWT_SEGMENT || b.get(e1) != Some(&b'.') {
+        return None;
+    }
+    let e2 = run(b, e1 + 1, is_b64url);
+    if e2 - (e1 + 1) < MIN_JWT_SEGMENT || b.get(e2) != Some(&b'.') {
+        return None;
+    }
+    let e3 = run(b, e2 + 1, is_b64url);
+    Some((start, e3, Kind::Jwt))
+}
+
+fn verify_bearer(b: &[u8], start: usize, end: usize) -> Hit {
+    if !boundary_before(b, start) {
+        return None;
+    }
+    let tok_start = run(b, end, |c| c == b' ' || c == b'\t');
+    if tok_start == end {
+        return None;
+    }
+    let tok_end = run(b, tok_start, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'~' | b'+' | b'/' | b'=' | b'-')
+    });
+    if tok_end - tok_start < MIN_BEARER_TOKEN {
+        return None;
+    }
+    Some((tok_start, tok_end, Kind::BearerToken))
+}
+
+fn verify_aws(b: &[u8], start: usize) -> Hit {
+    let prefix = b.get(start..start + 4)?;
+    if (prefix != b"AKIA" && prefix != b"ASIA") || !boundary_before(b, start) {
+        return None;
+    }
+    let end = run(b, start + 4, |c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if end - start != 20 || b.get(end).is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    Some((start, end, Kind::AwsAccessKey))
+}
+
+fn verify_pem(s: &str, start: usize) -> Hit {
+    let b = s.as_bytes();
+    if b.get(start..start + 10) != Some(b"-----BEGIN") {
+        return None;
+    }
+    let window_end = crate::level::floor_char_boundary(s, (start + MAX_PEM_HEADER).min(s.len()));
+    let header = &s[start..window_end];
+    let header_end = header.find("KEY-----")?;
+    if !header[..header_end].contains("PRIVATE") {
+        return None;
+    }
+    let body_from = start + header_end + 8;
+    let end = match memchr::memmem::find(&b[body_from..], b"-----END") {
+        Some(rel) => {
+            let end_from = body_from + rel + 8;
+            match memchr::memmem::find(&b[end_from..], b"-----") {
+                Some(r) => end_from + r + 5,
+                None => b.len(),
+            }
+        }
+        // No footer (a cut line): redact up to the end of the enclosing JSON string or line.
+        None => {
+            let mut i = body_from;
+            while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            i.min(b.len())
+        }
+    };
+    Some((start, end, Kind::PrivateKey))
+}
+
+/// Bytes that end an unquoted value.
+fn ends_value(c: u8) -> bool {
+    c.is_ascii_whitespace()
+        || matches!(
+            c,
+            b'&' | b',' | b';' | b'"' | b'\'' | b'}' | b']' | b')' | b'<' | b'>' | b'\\'
+        )
+}
+
+fn verify_key_value(b: &[u8], start: usize, end: usize, kind: Kind) -> Hit {
+    // `db_password`, `x-api-key`, `"password"` are keys; `mypassword` is not.
+    if start > 0 && b[start - 1].is_ascii_alphanumeric() {
+        return None;
+    }
+    let mut i = end;
+    // Closing quote of a quoted key: `"`, `'` or an escaped `\"` inside a JSON string.
+    let mut key_quoted = false;
+    if b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'"') {
+        i += 2;
+        key_quoted = true;
+    } else if matches!(b.get(i), Some(b'"' | b'\'')) {
+        i += 1;
+        key_quoted = true;
+    }
+    i = run(b, i, |c| c == b' ' || c == b'\t');
+    let sep = *b.get(i)?;
+    if sep != b'=' && sep != b':' {
+        return None;
+    }
+    i = run(b, i + 1, |c| c == b' ' || c == b'\t');
+    let (vstart, vend) = if b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'"') {
+        // Escaped JSON inside a JSON string: value runs to the next `\"`.
+        let vs = i + 2;
+        let rel = memchr::memmem::find(&b[vs..], b"\\\"")?;
+        (vs, vs + rel)
+    } else if let Some(&q @ (b'"' | b'\'')) = b.get(i) {
+        let vs = i + 1;
+        let mut j = vs;
+        while j < b.len() && b[j] != q {
+            j += if b[j] == b'\\' { 2 } else { 1 };
+        }
+        (vs, j.min(b.len()))
+    } else {
+        // `"token": 123` in JSON is a number (a count, an id): not a secret, and replacing
+        // it unquoted would break the document.
+        if key_quoted && sep == b':' && b.get(i).is_some_and(|c| matches!(c, b'-' | b'0'..=b'9' | b't' | b'f' | b'n' | b'{' | b'[')) {
+            return None;
+        }
+        (i, run(b, i, |c| !ends_value(c)))
+    };
+    let value = b.get(vstart..vend)?;
+    if value.is_empty() || value.starts_with(b"[REDACTED") || value.iter().all(|c| *c == b'*') {
+        return None;
+    }
+    // `password: //` or a URL scheme: not a value we understand.
+    if value.starts_with(b"//") {
+        return None;
+    }
+    Some((vstart, vend, kind))
+}
+
+fn verify_prefix(b: &[u8], start: usize, end: usize, min_body: usize, prefix: &str) -> Hit {
+    if b.get(start..end) != Some(prefix.as_bytes()) || (start > 0 && is_b64url(b[start - 1])) {
+        return None;
+    }
+    let body_end = run(b, end, is_b64url);
+    let body = &b[end..body_end];
+    if body.len() < min_body
+        || !body.iter().any(u8::is_ascii_digit)
+        || !body.iter().any(u8::is_ascii_alphabetic)
+    {
+        return None;
+    }
+    Some((start, body_end, Kind::ApiKey))
+}
+
+fn verify_userinfo(b: &[u8], end: usize) -> Hit {
+    let stop = |c: u8| c.is_ascii_whitespace() || matches!(c, b'/' | b'@' | b'"' | b'\'' | b'?' | b'#');
+    let user_end = run(b, end, |c| !stop(c) && c != b':');
+    if user_end == end || b.get(user_end) != Some(&b':') {
+        return None;
+    }
+    let pass_start = user_end + 1;
+    let pass_end = run(b, pass_start, |c| !stop(c));
+    if pass_end == pass_start || b.get(pass_end) != Some(&b'@') {
+        return None;
+    }
+    if b[pass_start..pass_end].starts_with(b"[REDACTED") {
+        return None;
+    }
+    Some((pass_start, pass_end, Kind::Password))
+}
+
+/// Replaces digit runs that look like card numbers: 13–19 digits, contiguous or in groups of
+/// four (or Amex 4-6-5) separated by one consistent space or dash, starting with an issuer
+/// digit (2–6) and passing the Luhn check. The run must not continue a word or an id
+/// (`ORD-…`, `#…`, `_…`, `/…` before it are ids or paths, not cards).
+fn redact_cards(s: &str, kinds: &mut Kinds) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let prev_ok = start == 0
+            || !(b[start - 1].is_ascii_alphanumeric()
+                || matches!(b[start - 1], b'_' | b'-' | b'#' | b'/' | b'.' | b'+'));
+        let mut digits = 0usize;
+        let mut sep: Option<u8> = None;
+        let mut groups = [0usize; 8];
+        let mut ngroups = 1;
+        let mut ok = true;
+        while i < b.len() {
+            let c = b[i];
+            if c.is_ascii_digit() {
+                digits += 1;
+                groups[ngroups - 1] += 1;
+                i += 1;
+            } else if (c == b' ' || c == b'-') && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                if sep.is_some_and(|s| s != c) || ngroups == groups.len() {
+                    ok = false;
+                    break;
+                }
+                sep = Some(c);
+                ngroups += 1;
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        let end = i;
+        // Skip the rest of a token that continued past the digits (`4111…abc`).
+        let next_ok = b.get(end).is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'));
+        if !ok || !prev_ok || !next_ok || !CARD_DIGITS.contains(&digits) {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'-') {
+                i += 1;
+            }
+            continue;
+        }
+        let g = &groups[..ngroups];
+        let grouped_ok = ngroups == 1
+            || g == [4, 6, 5]
+            || (g[..ngroups - 1].iter().all(|n| *n == 4) && (1..=4).contains(&g[ngroups - 1]));
+        if !grouped_ok || !matches!(b[start], b'2'..=b'6') || !luhn(&b[start..end]) {
+            continue;
+        }
+        let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
+        o.push_str(&s[copied..start]);
+        push_marker(o, Kind::CardNumber);
+        kinds.add(Kind::CardNumber);
+        copied = end;
+    }
+    let mut o = out?;
+    o.push_str(&s[copied..]);
+    Some(o)
+}
+
+fn luhn(digits_and_seps: &[u8]) -> bool {
+    let mut sum = 0u32;
+    let mut double = false;
+    for c in digits_and_seps.iter().rev().filter(|c| c.is_ascii_digit()) {
+        let mut d = u32::from(c - b'0');
+        if double {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+        double = !double;
+    }
+    sum % 10 == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redact(s: &str) -> (String, Vec<&'static str>) {
+        let r = Redactor::try_new(&RedactionConfig::default()).expect("fixed patterns build");
+        let mut k = Kinds::default();
+        let out = r.redact(s, &mut k).into_owned();
+        (out, k.names().collect())
+    }
+
+    #[test]
+    fn secrets_are_replaced() {
+        let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        let cases: Vec<(String, &str, &str)> = vec![
+            (format!("token is {jwt} ok"), "token is [REDACTED:jwt] ok", "jwt"),
+            ("Authorization: Bearer abcdef123456789".into(), "Authorization: Bearer [REDACTED:bearer_token]", "bearer_token"),
+            ("key AKIAIOSFODNN7EXAMPLE used".into(), "key [REDACTED:aws_access_key] used", "aws_access_key"),
+            ("login password=hunter2 user=bob".into(), "login password=[REDACTED:password] user=bob", "password"),
+            (r#"{"db_password":"s3cr\"et","x":1}"#.into(), r#"{"db_password":"[REDACTED:password]","x":1}"#, "password"),
+            ("GET /cb?access_token=abc123&x=1".into(), "GET /cb?access_token=[REDACTED:token]&x=1", "token"),
+            ("key sk-proj-abcdefghij0123456789xyz end".into(), "key [REDACTED:api_key] end", "api_key"),
+            ("XAI key xai-AbCdEfGhIjKlMnOpQrStUv0123456789".into(), "XAI key [REDACTED:api_key]", "api_key"),
+            ("ghp_ABCDEFGHIJ0123456789abcdefghij".into(), "[REDACTED:api_key]", "api_key"),
+            ("paid with 4111 1111 1111 1111 today".into(), "paid with [REDACTED:card_number] today", "card_number"),
+            ("postgres://app:pa55w0rd@db:5432/x".into(), "postgres://app:[REDACTED:password]@db:5432/x", "password"),
+            ("k=-----BEGIN RSA PRIVATE KEY-----\\nMIIEow\\n-----END RSA PRIVATE KEY----- done".into(), "k=[REDACTED:private_key] done", "private_key"),
+            (r#"{"msg":"{\"secret\":\"abc\"}"}"#.into(), r#"{"msg":"{\"secret\":\"[REDACTED:secret]\"}"}"#, "secret"),
+        ];
+        for (input, want, kind) in cases {
+            let (got, kinds) = redact(&input);
+            assert_eq!(got, want, "{input}");
+            assert!(kinds.contains(&kind), "{input}: {kinds:?}");
+        }
+    }
+
+    #[test]
+    fn look_alikes_are_kept() {
+        let cases = [
+            "request 550e8400-e29b-41d4-a716-446655440000 done",
+            "commit 4f3a2b1c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a",
+            "order ORD-4111111111111111 shipped",
+            "order_id=20241115-000123 total=59.90",
+            "epoch 1731391316698 ns 1700000000000000000",
+            "prompt_tokens=812 max_tokens=1024 tokenizer=cl100k",
+            r#"{"usage":{"total_tokens":900,"token":12}}"#,
+            "the password was rejected",
+            "task-queue-worker-0123456789-abcdefghij",
+            "phone +1 555 0100 2000",
+            "2024-11-15 20:12:10,123 - app - INFO - ok",
+            "a password: ****",
+        ];
+        for input in cases {
+            let (got, kinds) = redact(input);
+            assert_eq!(got, input, "{input} -> {kinds:?}");
+        }
+    }
+
+    #[test]
+    fn luhn_check() {
+        assert!(luhn(b"4111111111111111"));
+        assert!(luhn(b"4111-1111-1111-1111"));
+        assert!(!luhn(b"4111111111111112"));
+    }
+
+    #[test]
+    fn disabled_is_identity() -> Result<(), ParseError> {
+        let r = Redactor::try_new(&RedactionConfig {
+            enabled: false,
+            ..RedactionConfig::default()
+        })?;
+        let mut k = Kinds::default();
+        assert_eq!(r.redact("password=x", &mut k), "password=x");
+        assert!(k.is_empty());
+        Ok(())
+    }
+}
