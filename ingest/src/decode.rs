@@ -1,0 +1,320 @@
+//! Decoding of one runtime-framed physical line: CRI (containerd, CRI-O), docker json-file, or
+//! plain text.
+//!
+//! CRI: `<RFC3339Nano> <stdout|stderr> <P|F>[:tags] <message>`; `P` marks a partial segment
+//! that continues in the next line of the same stream.
+//! Docker json-file: `{"log":"...\n","stream":"stdout","time":"..."}`; a `log` without the
+//! trailing newline is a 16 KiB split that continues in the next line of the same stream.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use schemas::Stream;
+use serde::Deserialize;
+
+use crate::codes;
+
+/// The framing of a log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Kubernetes CRI logging format.
+    Cri,
+    /// Docker's json-file driver.
+    Docker,
+    /// Unframed text: the whole line is the message.
+    Plain,
+}
+
+impl Format {
+    /// Lowercase name, as shown by `sluice parse`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Cri => "cri",
+            Format::Docker => "docker",
+            Format::Plain => "plain",
+        }
+    }
+}
+
+/// One decoded physical line. `message` borrows from the input unless unescaping was needed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedLine<'a> {
+    /// The framing this line was decoded as.
+    pub format: Format,
+    /// The runtime's timestamp, when the framing has one and it parsed.
+    pub time: Option<DateTime<Utc>>,
+    /// The container stream, when the framing has one.
+    pub stream: Option<Stream>,
+    /// True when the message continues in the next line of the same stream.
+    pub partial: bool,
+    /// The application's bytes, without framing and without the line terminator.
+    pub message: Cow<'a, [u8]>,
+    /// A stable error code ([`codes`]) when the framing was malformed; the message is then
+    /// the whole line.
+    pub error: Option<&'static str>,
+}
+
+/// Guesses the framing from one line: docker JSON, CRI, else plain.
+pub fn detect_format(line: &[u8]) -> Format {
+    let line = trim_cr(line);
+    if line.first() == Some(&b'{') && decode_docker(line).error.is_none() {
+        return Format::Docker;
+    }
+    if decode_cri(line).error.is_none() {
+        return Format::Cri;
+    }
+    Format::Plain
+}
+
+/// Decodes one physical line (without its `\n`), detecting its framing. For `sluice parse`.
+pub fn decode_line(line: &[u8]) -> DecodedLine<'_> {
+    decode_as(detect_format(line), line)
+}
+
+/// Decodes one physical line (without its `\n`) as `format`. A trailing `\r` is dropped.
+/// Malformed framing yields the whole line as message with `error` set; never panics.
+pub fn decode_as(format: Format, line: &[u8]) -> DecodedLine<'_> {
+    let line = trim_cr(line);
+    match format {
+        Format::Cri => decode_cri(line),
+        Format::Docker => decode_docker(line),
+        Format::Plain => DecodedLine {
+            format: Format::Plain,
+            time: None,
+            stream: None,
+            partial: false,
+            message: Cow::Borrowed(line),
+            error: None,
+        },
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    match line.last() {
+        Some(b'\r') => &line[..line.len() - 1],
+        _ => line,
+    }
+}
+
+fn malformed<'a>(format: Format, line: &'a [u8], code: &'static str) -> DecodedLine<'a> {
+    DecodedLine {
+        format,
+        time: None,
+        stream: None,
+        partial: false,
+        message: Cow::Borrowed(line),
+        error: Some(code),
+    }
+}
+
+fn decode_cri(line: &[u8]) -> DecodedLine<'_> {
+    let bad = || malformed(Format::Cri, line, codes::MALFORMED_CRI);
+    let Some(sp1) = memchr::memchr(b' ', line) else {
+        return bad();
+    };
+    let Some(time) = parse_rfc3339(&line[..sp1]) else {
+        return bad();
+    };
+    let rest = &line[sp1 + 1..];
+    let (stream, rest) = if let Some(r) = rest.strip_prefix(b"stdout ") {
+        (Stream::Stdout, r)
+    } else if let Some(r) = rest.strip_prefix(b"stderr ") {
+        (Stream::Stderr, r)
+    } else {
+        return bad();
+    };
+    // The tag field: `P` or `F`, optionally followed by `:`-separated extra tags.
+    let tag_end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+    let tag = &rest[..tag_end];
+    let flag = tag.split(|b| *b == b':').next().unwrap_or(b"");
+    let partial = match flag {
+        b"P" => true,
+        b"F" => false,
+        _ => return bad(),
+    };
+    let message = if tag_end < rest.len() {
+        &rest[tag_end + 1..]
+    } else {
+        &rest[rest.len()..]
+    };
+    DecodedLine {
+        format: Format::Cri,
+        time: Some(time),
+        stream: Some(stream),
+        partial,
+        message: Cow::Borrowed(message),
+        error: None,
+    }
+}
+
+#[derive(Deserialize)]
+struct DockerLine<'a> {
+    #[serde(borrow)]
+    log: Cow<'a, str>,
+    #[serde(default, borrow)]
+    stream: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    time: Option<Cow<'a, str>>,
+}
+
+fn decode_docker(line: &[u8]) -> DecodedLine<'_> {
+    let Ok(parsed) = serde_json::from_slice::<DockerLine<'_>>(line) else {
+        return malformed(Format::Docker, line, codes::MALFORMED_DOCKER_JSON);
+    };
+    let stream = match parsed.stream.as_deref() {
+        Some("stdout") => Some(Stream::Stdout),
+        Some("stderr") => Some(Stream::Stderr),
+        None => None,
+        Some(_) => return malformed(Format::Docker, line, codes::MALFORMED_DOCKER_JSON),
+    };
+    let time = parsed
+        .time
+        .as_deref()
+        .and_then(|t| parse_rfc3339(t.as_bytes()));
+    let partial = !parsed.log.ends_with('\n');
+    let message: Cow<'_, [u8]> = match parsed.log {
+        Cow::Borrowed(s) => Cow::Borrowed(s.strip_suffix('\n').unwrap_or(s).as_bytes()),
+        Cow::Owned(mut s) => {
+            if s.ends_with('\n') {
+                s.pop();
+            }
+            Cow::Owned(s.into_bytes())
+        }
+    };
+    DecodedLine {
+        format: Format::Docker,
+        time,
+        stream,
+        partial,
+        message,
+        error: None,
+    }
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    let mut v: u32 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u32::from(c - b'0');
+    }
+    Some(v)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` without allocating. `None` when it is not
+/// exactly that shape or a field is out of range.
+pub fn parse_rfc3339(s: &[u8]) -> Option<DateTime<Utc>> {
+    if s.len() < 20 || s[4] != b'-' || s[7] != b'-' || !matches!(s[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if s[13] != b':' || s[16] != b':' {
+        return None;
+    }
+    let year = digits(&s[0..4])?;
+    let month = digits(&s[5..7])?;
+    let day = digits(&s[8..10])?;
+    let hour = digits(&s[11..13])?;
+    let minute = digits(&s[14..16])?;
+    let second = digits(&s[17..19])?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    if second > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos: u32 = 0;
+    if s[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < s.len() && s[i].is_ascii_digit() {
+            if i - start < 9 {
+                nanos = nanos * 10 + u32::from(s[i] - b'0');
+            }
+            i += 1;
+        }
+        let n = i - start;
+        if n == 0 {
+            return None;
+        }
+        for _ in n..9 {
+            nanos *= 10;
+        }
+    }
+    let offset_secs: i64 = match s.get(i..) {
+        Some(b"Z") | Some(b"z") => 0,
+        Some(tz) if tz.len() == 6 && (tz[0] == b'+' || tz[0] == b'-') && tz[3] == b':' => {
+            let h = i64::from(digits(&tz[1..3])?);
+            let m = i64::from(digits(&tz[4..6])?);
+            let v = h * 3600 + m * 60;
+            if tz[0] == b'-' { -v } else { v }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(i64::from(year), month, day);
+    let secs =
+        days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second.min(59))
+            - offset_secs;
+    // Reject impossible dates such as 02-31 by round-tripping the day.
+    let ts = DateTime::from_timestamp(secs, nanos)?;
+    if second < 60 && offset_secs == 0 {
+        use chrono::Datelike;
+        if ts.day() != day {
+            return None;
+        }
+    }
+    Some(ts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    #[test]
+    fn rfc3339_matches_chrono() {
+        for s in [
+            "2026-12-04T16:30:00Z",
+            "2026-12-04T16:30:00.123456789Z",
+            "2022-01-28T16:04:05.413656027Z",
+            "2020-08-19T21:06:24.33754077Z",
+            "2021-08-24T09:52:13.3302288Z",
+            "2024-02-29T23:59:59.1+02:00",
+            "1970-01-01T00:00:00-05:30",
+            "2000-03-01T00:00:00.000000001Z",
+        ] {
+            assert_eq!(parse_rfc3339(s.as_bytes()), ts(s), "{s}");
+            assert!(parse_rfc3339(s.as_bytes()).is_some(), "{s}");
+        }
+        for s in [
+            "",
+            "2026-12-04",
+            "2026-13-04T16:30:00Z",
+            "2026-02-31T16:30:00Z",
+            "2026-12-04T16:30:00",
+            "2026-12-04T16:30:00.Z",
+            "2026-12-04T16:30:00Zjunk",
+            "2026-12-04X16:30:00Z",
+            "abcd-12-04T16:30:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(s.as_bytes()), None, "{s}");
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The acknowledgement ledger: which emitted records downstream has committed, and how far
+//! each file's checkpoint may therefore advance.
+//!
+//! Records of one file are not emitted in file order (partial and multi-line joining is per
+//! stream, so a stderr line can complete before an earlier stdout partial), and their byte
+//! ranges may interleave. A checkpoint `P` is safe only when every record starting before `P`
+//! is acknowledged *and ends at or before `P`*, and no record still being assembled starts
+//! before `P`. Resuming at such a `P` never splits a record, so a replayed record gets the same
+//! `(file_id, offset)` and therefore the same `event.id`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use schemas::SourceRef;
+
+use crate::stats::IngestStats;
+
+#[derive(Debug, Default)]
+struct FileLedger {
+    /// Record start offset to (end offset, acknowledged).
+    records: BTreeMap<u64, (u64, bool)>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    files: HashMap<u64, FileLedger>,
+    unacked: usize,
+}
+
+/// Shared between the tailer thread (registers, advances) and every [`Acker`] clone.
+pub(crate) type SharedLedger = Arc<Mutex<Ledger>>;
+
+impl Ledger {
+    /// Records emitted and not acknowledged.
+    pub(crate) fn unacked(&self) -> usize {
+        self.unacked
+    }
+
+    /// True when no file has an outstanding record.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.files.values().all(|f| f.records.is_empty())
+    }
+
+    /// Registers an emitted record. Called before the record is sent.
+    pub(crate) fn register(&mut self, file_id: u64, offset: u64, end_offset: u64) {
+        let file = self.files.entry(file_id).or_default();
+        if file.records.insert(offset, (end_offset, false)).is_none() {
+            self.unacked += 1;
+        }
+    }
+
+    fn ack_one(&mut self, source: &SourceRef) -> bool {
+        let Some(file) = self.files.get_mut(&source.file_id) else {
+            return false;
+        };
+        match file.records.get_mut(&source.offset) {
+            Some((end, acked)) if *end == source.end_offset => {
+                if !*acked {
+                    *acked = true;
+                    self.unacked -= 1;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Pops the acknowledged prefix of `file_id` that is safe to checkpoint and returns the new
+    /// checkpoint, if it moved. `open_start` is the smallest start offset of a record still
+    /// being assembled for this file, if any.
+    pub(crate) fn advance(&mut self, file_id: u64, open_start: Option<u64>) -> Option<u64> {
+        let file = self.files.get_mut(&file_id)?;
+        let mut max_end = 0u64;
+        let mut safe: Option<(u64, u64)> = None; // (last popped key, checkpoint)
+        let mut iter = file.records.iter().peekable();
+        while let Some((&offset, &(end, acked))) = iter.next() {
+            if !acked {
+                break;
+            }
+            max_end = max_end.max(end);
+            let next_start = iter.peek().map(|(next, _)| **next);
+            let next_start = match (next_start, open_start) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if next_start.is_none_or(|n| n >= max_end) {
+                safe = Some((offset, max_end));
+            }
+        }
+        let (last_key, checkpoint) = safe?;
+        // Keep everything after `last_key`.
+        let rest = file.records.split_off(&(last_key + 1));
+        file.records = rest;
+        if file.records.is_empty() {
+            self.files.remove(&file_id);
+        }
+        Some(checkpoint)
+    }
+
+    /// Forgets everything about a file (it was dropped from tracking without being finished).
+    pub(crate) fn has_file(&self, file_id: u64) -> bool {
+        self.files.contains_key(&file_id)
+    }
+}
+
+/// Acknowledges committed records so their files' checkpoints may advance. Cheap to clone and
+/// safe to call from any thread.
+#[derive(Clone, Debug)]
+pub struct Acker {
+    pub(crate) ledger: SharedLedger,
+    pub(crate) stats: Arc<IngestStats>,
+}
+
+impl Acker {
+    /// Downstream committed these records: their files' checkpoints may advance to their
+    /// `end_offset` (only to the end of a contiguous acknowledged prefix; see the module docs).
+    /// Unknown or repeated acknowledgements are counted and ignored.
+    pub fn ack<'a>(&self, sources: impl IntoIterator<Item = &'a SourceRef>) {
+        let mut unknown = 0u64;
+        {
+            let mut ledger = match self.ledger.lock() {
+                Ok(l) => l,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            for source in sources {
+                if !ledger.ack_one(source) {
+                    unknown += 1;
+                }
+            }
+            IngestStats::set(&self.stats.unacked_records, ledger.unacked() as u64);
+        }
+        IngestStats::add(&self.stats.acks_unknown, unknown);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(offset: u64, end_offset: u64) -> SourceRef {
+        SourceRef {
+            path: String::new(),
+            file_id: 1,
+            offset,
+            end_offset,
+        }
+    }
+
+    #[test]
+    fn advances_only_over_a_contiguous_acknowledged_prefix() {
+        let mut l = Ledger::default();
+        for (a, b) in [(0, 10), (10, 20), (20, 30)] {
+            l.register(1, a, b);
+        }
+        assert!(l.ack_one(&src(10, 20)));
+        assert_eq!(l.advance(1, None), None);
+        assert!(l.ack_one(&src(0, 10)));
+        assert_eq!(l.advance(1, None), Some(20));
+        assert_eq!(l.unacked(), 1);
+        assert!(!l.ack_one(&src(20, 31)), "wrong end offset is not an ack");
+        assert!(l.ack_one(&src(20, 30)));
+        assert_eq!(l.advance(1, Some(30)), Some(30));
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn never_checkpoints_inside_an_interleaved_record() {
+        // stdout partial record spans [0, 300) around a stderr record at [100, 200).
+        let mut l = Ledger::default();
+        l.register(1, 100, 200);
+        l.register(1, 0, 300);
+        l.register(1, 300, 400);
+        assert!(l.ack_one(&src(0, 300)));
+        // [100,200) unacked: nothing before 100 is a safe stop, since [0,300) spans it.
+        assert_eq!(l.advance(1, None), None);
+        assert!(l.ack_one(&src(300, 400)));
+        assert_eq!(l.advance(1, None), None);
+        assert!(l.ack_one(&src(100, 200)));
+        assert_eq!(l.advance(1, None), Some(400));
+    }
+
+    #[test]
+    fn an_open_record_holds_the_checkpoint() {
+        let mut l = Ledger::default();
+        l.register(1, 50, 60);
+        assert!(l.ack_one(&src(50, 60)));
+        // A stdout partial started at 0 is still being assembled.
+        assert_eq!(l.advance(1, Some(0)), None);
+        assert_eq!(l.advance(1, Some(60)), Some(60));
+    }
+}

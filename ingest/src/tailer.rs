@@ -1,0 +1,935 @@
+//! The tailer: one thread that discovers files, reads them, assembles records, sends batches
+//! into a bounded channel, and writes checkpoints as acknowledgements arrive.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
+use schemas::{Kubernetes, RawRecord, SourceRef};
+
+use crate::assemble::{self, Assembled, Assembler, PhysLine, Rules, flags};
+use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::config::{ReadFrom, TailerConfig};
+use crate::decode::{self, Format};
+use crate::discovery::{self, Candidate, PathMeta, Role};
+use crate::kube::KubeWatch;
+use crate::ledger::{Acker, Ledger, SharedLedger};
+use crate::metadata::{self, PodCache};
+use crate::reader::{LineReader, RawLine};
+use crate::stats::IngestStats;
+use crate::{IngestError, codes};
+
+/// Most bytes read from one file before the tailer turns to the next, so one busy file cannot
+/// starve the others and a batch never grows far beyond its limit.
+const READ_BUDGET_BYTES: usize = 256 * 1024;
+/// How long one blocked `send` waits before the thread checks for shutdown and writes
+/// checkpoints; short enough for a prompt stop, long enough not to spin.
+const SEND_WAIT: Duration = Duration::from_millis(50);
+/// A retired file is released after this many reads that reached its end: the first finds the
+/// end, the second (one poll later) catches what a writer that has not reopened yet appended.
+const RETIRED_EOF_READS: u32 = 2;
+
+/// A batch of records, in the order they were assembled.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub records: Vec<RawRecord>,
+}
+
+/// A configured tailer, not yet running. Created by [`Tailer::try_new`], started by
+/// [`Tailer::spawn`].
+#[derive(Debug)]
+pub struct Tailer {
+    config: TailerConfig,
+    store: CheckpointStore,
+    checkpoints: HashMap<u64, Checkpoint>,
+    node: Option<String>,
+    stats: Arc<IngestStats>,
+    pods: Arc<PodCache>,
+}
+
+impl Tailer {
+    /// Validates `config`, opens the state dir and loads the checkpoints.
+    ///
+    /// # Errors
+    /// [`IngestError::InvalidConfig`], or checkpoint errors ([`IngestError::Io`],
+    /// [`IngestError::CorruptCheckpoint`]).
+    pub fn try_new(config: &TailerConfig) -> Result<Tailer, IngestError> {
+        config.validate()?;
+        let store = CheckpointStore::open(&config.state_dir)?;
+        let checkpoints = store.load()?;
+        let node = config
+            .node_name
+            .clone()
+            .or_else(|| std::env::var("NODE_NAME").ok().filter(|s| !s.is_empty()));
+        Ok(Tailer {
+            config: config.clone(),
+            store,
+            checkpoints,
+            node,
+            stats: Arc::new(IngestStats::default()),
+            pods: Arc::new(PodCache::default()),
+        })
+    }
+
+    /// The pod metadata cache records are enriched from (filled by the Kubernetes watch).
+    pub fn pod_cache(&self) -> Arc<PodCache> {
+        Arc::clone(&self.pods)
+    }
+
+    /// Starts reading on its own thread (plus one for the Kubernetes watch when configured).
+    /// Batches go into `out`; when it is full, reading pauses.
+    ///
+    /// # Errors
+    /// [`IngestError::Spawn`] when a thread cannot be started.
+    pub fn spawn(self, out: Sender<Batch>) -> Result<TailerHandle, IngestError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let graceful = Arc::new(AtomicBool::new(false));
+        let idle = Arc::new(AtomicBool::new(false));
+        let ledger: SharedLedger = Arc::new(Mutex::new(Ledger::default()));
+        // Capacity 1: only ever used to wake the thread; dropping the sender wakes it for good.
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(1);
+        let watch = match (&self.config.kubernetes_api, &self.node) {
+            (Some(api), Some(node)) => Some(KubeWatch::spawn(
+                api.clone(),
+                node.clone(),
+                Arc::clone(&self.pods),
+                Arc::clone(&self.stats),
+            )?),
+            (Some(_), None) => {
+                tracing::warn!(
+                    "kubernetes_api is set but the node name is unknown (set node_name or NODE_NAME); shipping path metadata only"
+                );
+                None
+            }
+            _ => None,
+        };
+        let known = self
+            .checkpoints
+            .into_iter()
+            .map(|(id, cp)| {
+                (
+                    id,
+                    Known {
+                        cp,
+                        read_pos: None,
+                        finished: false,
+                    },
+                )
+            })
+            .collect();
+        let worker = Worker {
+            rules: Rules::new(&self.config.multiline, self.config.max_line_bytes),
+            cfg: self.config,
+            store: self.store,
+            known,
+            tracked: HashMap::new(),
+            by_inode: HashMap::new(),
+            fp_cache: HashMap::new(),
+            ledger: Arc::clone(&ledger),
+            stats: Arc::clone(&self.stats),
+            pods: self.pods,
+            node: self.node,
+            out,
+            stop: Arc::clone(&stop),
+            wake_rx,
+            idle: Arc::clone(&idle),
+            batch: Vec::new(),
+            dirty: false,
+            last_save: Instant::now(),
+            next_scan: Instant::now(),
+            scans: 0,
+            waiting: 0,
+            seq: 0,
+            scratch: Vec::new(),
+            root_error_logged: false,
+        };
+        let graceful_w = Arc::clone(&graceful);
+        let thread = std::thread::Builder::new()
+            .name("sluice-tailer".into())
+            .spawn(move || worker.run(&graceful_w))
+            .map_err(|source| IngestError::Spawn {
+                name: "sluice-tailer",
+                source,
+            })?;
+        Ok(TailerHandle {
+            stop,
+            graceful,
+            wake: Some(wake_tx),
+            thread: Some(thread),
+            ledger,
+            stats: self.stats,
+            idle,
+            watch,
+        })
+    }
+}
+
+/// A running tailer. Dropping it without [`TailerHandle::shutdown`] stops and joins the tailer
+/// thread without writing any further checkpoint (crash semantics).
+#[derive(Debug)]
+pub struct TailerHandle {
+    stop: Arc<AtomicBool>,
+    graceful: Arc<AtomicBool>,
+    wake: Option<Sender<()>>,
+    thread: Option<JoinHandle<Result<(), IngestError>>>,
+    ledger: SharedLedger,
+    stats: Arc<IngestStats>,
+    idle: Arc<AtomicBool>,
+    watch: Option<KubeWatch>,
+}
+
+impl TailerHandle {
+    /// An acknowledger for downstream to call once records are committed.
+    pub fn acker(&self) -> Acker {
+        Acker {
+            ledger: Arc::clone(&self.ledger),
+            stats: Arc::clone(&self.stats),
+        }
+    }
+
+    /// The tailer's self-metrics.
+    pub fn stats(&self) -> Arc<IngestStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// True when every discovered file is read to its end, nothing is buffered in partial or
+    /// multi-line state, every emitted record is acknowledged and its checkpoint durably
+    /// written. Becomes true within about `poll_interval_ms + flush_timeout_ms +
+    /// checkpoint_interval_ms` after input stops and the last acknowledgement.
+    pub fn is_idle(&self) -> bool {
+        self.idle.load(Ordering::Acquire)
+    }
+
+    fn stop_thread(&mut self) -> Result<(), IngestError> {
+        self.stop.store(true, Ordering::Release);
+        self.wake = None;
+        if let Some(watch) = self.watch.take() {
+            watch.stop();
+        }
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| IngestError::ThreadPanicked {
+                name: "sluice-tailer",
+            })?,
+            None => Ok(()),
+        }
+    }
+
+    /// Stops reading, writes the checkpoints of everything acknowledged, joins the threads.
+    ///
+    /// # Errors
+    /// The tailer thread's error, or [`IngestError::ThreadPanicked`].
+    pub fn shutdown(mut self) -> Result<(), IngestError> {
+        self.graceful.store(true, Ordering::Release);
+        self.stop_thread()
+    }
+}
+
+impl Drop for TailerHandle {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.stop_thread();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Known {
+    cp: Checkpoint,
+    /// Where reading stopped in this process, for a file released and seen again (a copy).
+    read_pos: Option<u64>,
+    /// Read to its end after rotation or deletion in this process.
+    finished: bool,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    id: u64,
+    dev: u64,
+    ino: u64,
+    path: PathBuf,
+    path_str: String,
+    group: PathBuf,
+    order: (u64, u8, String, u64),
+    retired: bool,
+    retired_eofs: u32,
+    at_eof: bool,
+    format: Format,
+    reader: LineReader,
+    asm: Assembler,
+    path_meta: Option<PathMeta>,
+    kubernetes: Kubernetes,
+    service: Option<String>,
+    meta_gen: u64,
+}
+
+#[derive(Debug, Default)]
+struct LocalCounts {
+    records: u64,
+    truncated: u64,
+    invalid_utf8: u64,
+    malformed: u64,
+}
+
+struct Worker {
+    cfg: TailerConfig,
+    rules: Rules,
+    store: CheckpointStore,
+    known: HashMap<u64, Known>,
+    tracked: HashMap<u64, Tracked>,
+    by_inode: HashMap<(u64, u64), u64>,
+    /// (dev, inode) to (mtime, file id) of files seen but not tracked (copies, finished files).
+    fp_cache: HashMap<(u64, u64), (i64, u64)>,
+    ledger: SharedLedger,
+    stats: Arc<IngestStats>,
+    pods: Arc<PodCache>,
+    node: Option<String>,
+    out: Sender<Batch>,
+    stop: Arc<AtomicBool>,
+    wake_rx: Receiver<()>,
+    idle: Arc<AtomicBool>,
+    /// Records assembled, registered in the ledger, not yet sent.
+    batch: Vec<RawRecord>,
+    dirty: bool,
+    last_save: Instant,
+    next_scan: Instant,
+    scans: u64,
+    /// Candidates not opened in the last scan (open-file limit).
+    waiting: usize,
+    seq: u64,
+    scratch: Vec<Assembled>,
+    root_error_logged: bool,
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn lock(ledger: &SharedLedger) -> std::sync::MutexGuard<'_, Ledger> {
+    match ledger.lock() {
+        Ok(l) => l,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Reads the first line of a file to choose its framing.
+fn detect_file_format(path: &std::path::Path, gz: bool, pods: bool) -> Format {
+    let mut head = Vec::with_capacity(discovery::FINGERPRINT_MAX_BYTES);
+    let read = File::open(path).and_then(|f| {
+        if gz {
+            flate2::read::MultiGzDecoder::new(f)
+                .take(discovery::FINGERPRINT_MAX_BYTES as u64)
+                .read_to_end(&mut head)
+        } else {
+            f.take(discovery::FINGERPRINT_MAX_BYTES as u64)
+                .read_to_end(&mut head)
+        }
+    });
+    let first = match read {
+        Ok(_) => head.split(|b| *b == b'\n').next().unwrap_or(&[]),
+        Err(_) => &[],
+    };
+    match (decode::detect_format(first), pods) {
+        (Format::Docker, _) => Format::Docker,
+        // A pod log is CRI unless it is docker JSON: a malformed first line must not turn the
+        // whole file into plain text.
+        (_, true) => Format::Cri,
+        (f, false) => f,
+    }
+}
+
+impl Worker {
+    fn run(mut self, graceful: &AtomicBool) -> Result<(), IngestError> {
+        let poll = Duration::from_millis(self.cfg.poll_interval_ms);
+        let scan_every = Duration::from_millis(self.cfg.discovery_interval_ms);
+        loop {
+            if self.stopping() {
+                break;
+            }
+            let now = Instant::now();
+            if now >= self.next_scan {
+                self.scan();
+                self.next_scan = Instant::now() + scan_every;
+            }
+            let unacked = lock(&self.ledger).unacked();
+            let mut progressed = false;
+            if unacked >= self.cfg.max_unacked_records {
+                IngestStats::add(&self.stats.backpressure_pauses, 1);
+            } else {
+                progressed = self.read_pass();
+            }
+            self.flush_timeouts();
+            if !self.flush_batch(true) {
+                break;
+            }
+            self.persist(false);
+            self.update_idle();
+            if !progressed {
+                // Wakes early when the handle is dropped or shut down.
+                let _ = self.wake_rx.recv_timeout(poll);
+            }
+        }
+        if graceful.load(Ordering::Acquire) {
+            self.persist(true);
+        }
+        self.idle.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    // ---- discovery -------------------------------------------------------------------------
+
+    fn scan(&mut self) {
+        let mut cands: Vec<Candidate> = Vec::new();
+        if let Some(root) = &self.cfg.pods_dir {
+            if let Err(err) = discovery::scan_pods(root, &mut cands) {
+                if !self.root_error_logged {
+                    tracing::warn!(path = %root.display(), error = %err, "cannot scan pods dir");
+                    self.root_error_logged = true;
+                }
+            } else {
+                self.root_error_logged = false;
+            }
+        }
+        for pattern in &self.cfg.include {
+            discovery::scan_glob(pattern, &mut cands);
+        }
+        cands.sort_by(|a, b| (&a.group, &a.order).cmp(&(&b.group, &b.order)));
+        let now_unix = unix_secs();
+        let mut seen: HashSet<(u64, u64)> = HashSet::with_capacity(cands.len());
+        let mut waiting = 0;
+        let first_scan = self.scans == 0;
+        for c in cands {
+            seen.insert((c.dev, c.ino));
+            if let Some(&id) = self.by_inode.get(&(c.dev, c.ino)) {
+                if let Some(t) = self.tracked.get_mut(&id) {
+                    if t.path != c.path {
+                        t.path_str = c.path.to_string_lossy().into_owned();
+                        t.path = c.path.clone();
+                    }
+                    if c.role == Role::Rotated && !t.retired {
+                        t.retired = true;
+                        IngestStats::add(&self.stats.rotations, 1);
+                    }
+                    t.order = (c.order.0, c.order.1, c.order.2.clone(), t.order.3);
+                }
+                if let Some(k) = self.known.get_mut(&id) {
+                    k.cp.seen_unix_secs = now_unix;
+                }
+                continue;
+            }
+            let id = match self.fp_cache.get(&(c.dev, c.ino)) {
+                Some(&(mtime, id)) if mtime == c.mtime_ns => id,
+                _ => match discovery::fingerprint_bytes(&c.path, c.gz, c.role == Role::Rotated) {
+                    Ok(Some(fp)) => {
+                        let id = discovery::file_id(&c.dir_key, &fp);
+                        self.fp_cache.insert((c.dev, c.ino), (c.mtime_ns, id));
+                        id
+                    }
+                    Ok(None) => continue,
+                    Err(err) => {
+                        IngestStats::add(&self.stats.file_errors, 1);
+                        tracing::debug!(path = %c.path.display(), error = %err, "cannot fingerprint file");
+                        continue;
+                    }
+                },
+            };
+            if let Some(k) = self.known.get_mut(&id) {
+                k.cp.seen_unix_secs = now_unix;
+                if k.finished || k.cp.done {
+                    continue;
+                }
+            }
+            if self.tracked.contains_key(&id) {
+                // A copy of a file being read (its .gz, or a copytruncate copy).
+                continue;
+            }
+            if self.tracked.len() >= self.cfg.max_open_files {
+                waiting += 1;
+                continue;
+            }
+            self.open(c, id, first_scan);
+        }
+        self.waiting = waiting;
+        for t in self.tracked.values_mut() {
+            if !t.retired && !seen.contains(&(t.dev, t.ino)) {
+                // Renamed out of view or deleted: drain it, then release it.
+                t.retired = true;
+                IngestStats::add(&self.stats.rotations, 1);
+            }
+        }
+        self.fp_cache.retain(|k, _| seen.contains(k));
+        let forget = self.cfg.forget_after_secs;
+        let before = self.known.len();
+        let tracked = &self.tracked;
+        let ledger = lock(&self.ledger);
+        self.known.retain(|id, k| {
+            tracked.contains_key(id)
+                || ledger.has_file(*id)
+                || now_unix.saturating_sub(k.cp.seen_unix_secs) < forget
+        });
+        drop(ledger);
+        if self.known.len() != before {
+            self.dirty = true;
+        }
+        self.scans += 1;
+        IngestStats::set(&self.stats.files_watched, self.tracked.len() as u64);
+    }
+
+    fn open(&mut self, c: Candidate, id: u64, first_scan: bool) {
+        let known = self.known.get(&id);
+        let mut start = match known {
+            Some(k) => k.read_pos.unwrap_or(k.cp.offset),
+            None if first_scan && self.cfg.read_from == ReadFrom::End && !c.gz => c.size,
+            None => 0,
+        };
+        if !c.gz && start > c.size {
+            // Same first line but shorter than what we read: the content was replaced.
+            IngestStats::add(&self.stats.truncations, 1);
+            tracing::warn!(path = %c.path.display(), checkpoint = start, size = c.size, "file is shorter than its checkpoint; reading what is left");
+            start = c.size;
+        }
+        let file = match File::open(&c.path) {
+            Ok(f) => f,
+            Err(err) => {
+                IngestStats::add(&self.stats.file_errors, 1);
+                tracing::debug!(path = %c.path.display(), error = %err, "cannot open file");
+                return;
+            }
+        };
+        let reader = match LineReader::new(
+            file,
+            c.gz,
+            start,
+            self.cfg.read_chunk_bytes,
+            self.cfg.max_line_bytes,
+        ) {
+            Ok(r) => r,
+            Err(err) => {
+                IngestStats::add(&self.stats.file_errors, 1);
+                tracing::warn!(path = %c.path.display(), error = %err, "cannot resume file at its checkpoint; skipping it");
+                // Nothing left to read in it: treat it as finished so it is not retried.
+                let k = self.known.entry(id).or_insert_with(|| Known {
+                    cp: Checkpoint {
+                        offset: start,
+                        done: false,
+                        path: c.path.to_string_lossy().into_owned(),
+                        seen_unix_secs: unix_secs(),
+                    },
+                    read_pos: None,
+                    finished: false,
+                });
+                k.finished = true;
+                return;
+            }
+        };
+        let format = detect_file_format(&c.path, c.gz, c.meta.is_some());
+        let pod = c.meta.as_ref().and_then(|m| self.pods.get(&m.uid));
+        let meta_gen = self.pods.generation();
+        let (kubernetes, service) =
+            metadata::build(c.meta.as_ref(), self.node.as_deref(), pod.as_ref());
+        let path_str = c.path.to_string_lossy().into_owned();
+        self.seq += 1;
+        let retired = c.role == Role::Rotated;
+        self.known.entry(id).or_insert_with(|| {
+            self.dirty = true;
+            Known {
+                cp: Checkpoint {
+                    offset: start,
+                    done: false,
+                    path: path_str.clone(),
+                    seen_unix_secs: unix_secs(),
+                },
+                read_pos: None,
+                finished: false,
+            }
+        });
+        self.by_inode.insert((c.dev, c.ino), id);
+        self.tracked.insert(
+            id,
+            Tracked {
+                id,
+                dev: c.dev,
+                ino: c.ino,
+                path: c.path,
+                path_str,
+                group: c.group,
+                order: (c.order.0, c.order.1, c.order.2, self.seq),
+                retired,
+                retired_eofs: 0,
+                at_eof: false,
+                format,
+                reader,
+                asm: Assembler::default(),
+                path_meta: c.meta,
+                kubernetes,
+                service,
+                meta_gen,
+            },
+        );
+        IngestStats::add(&self.stats.files_opened, 1);
+    }
+
+    // ---- reading ---------------------------------------------------------------------------
+
+    /// Reads every group's current file once. Returns true when any bytes were read.
+    fn read_pass(&mut self) -> bool {
+        let mut groups: BTreeMap<PathBuf, Vec<((u64, u8, String, u64), u64)>> = BTreeMap::new();
+        for t in self.tracked.values() {
+            groups
+                .entry(t.group.clone())
+                .or_default()
+                .push((t.order.clone(), t.id));
+        }
+        let mut progressed = false;
+        for (_, mut files) in groups {
+            files.sort();
+            for (_, id) in files {
+                if self.stopping() {
+                    return progressed;
+                }
+                let (read, released) = self.read_file(id);
+                progressed |= read;
+                if self.batch.len() >= self.cfg.batch_max_records && !self.flush_batch(false) {
+                    return progressed;
+                }
+                // Younger files of the group wait until this one is released.
+                if !released {
+                    break;
+                }
+            }
+        }
+        progressed
+    }
+
+    /// Reads one file; returns (bytes were read, file was released).
+    fn read_file(&mut self, id: u64) -> (bool, bool) {
+        let now = Instant::now();
+        let gen_now = self.pods.generation();
+        let Some(t) = self.tracked.get_mut(&id) else {
+            return (false, true);
+        };
+        if t.meta_gen != gen_now {
+            let pod = t.path_meta.as_ref().and_then(|m| self.pods.get(&m.uid));
+            let (k, s) = metadata::build(t.path_meta.as_ref(), self.node.as_deref(), pod.as_ref());
+            t.kubernetes = k;
+            t.service = s;
+            t.meta_gen = gen_now;
+        }
+        // copytruncate: the file shrank below what we consumed.
+        let consumed = t.reader.position() + t.reader.pending_bytes() as u64;
+        if let Ok(Some(len)) = t.reader.file_len()
+            && len < consumed
+        {
+            IngestStats::add(&self.stats.truncations, 1);
+            tracing::info!(path = %t.path.display(), size = len, offset = consumed, "file truncated in place (copytruncate)");
+            self.finish(id, false);
+            return (false, true);
+        }
+        let drain = t.retired && t.retired_eofs + 1 >= RETIRED_EOF_READS;
+        let format = t.format;
+        let rules = &self.rules;
+        let scratch = &mut self.scratch;
+        let asm = &mut t.asm;
+        let result = t
+            .reader
+            .read_lines(READ_BUDGET_BYTES, drain, |raw: RawLine<'_>| {
+                let d = decode::decode_as(format, raw.bytes);
+                let mut fl = 0u16;
+                if raw.truncated {
+                    fl |= flags::TRUNCATED;
+                }
+                match d.error {
+                    Some(codes::MALFORMED_CRI) => fl |= flags::MALFORMED_CRI,
+                    Some(codes::MALFORMED_DOCKER_JSON) => fl |= flags::MALFORMED_DOCKER,
+                    _ => {}
+                }
+                asm.push(
+                    rules,
+                    PhysLine {
+                        offset: raw.offset,
+                        end: raw.end,
+                        time: d.time,
+                        stream: d.stream,
+                        partial: d.partial,
+                        message: &d.message,
+                        flags: fl,
+                    },
+                    now,
+                    scratch,
+                );
+            });
+        let outcome = match result {
+            Ok(o) => o,
+            Err(err) => {
+                IngestStats::add(&self.stats.file_errors, 1);
+                tracing::warn!(path = %t.path.display(), error = %err, "read failed; releasing file");
+                self.emit(id);
+                self.finish(id, false);
+                return (true, true);
+            }
+        };
+        IngestStats::add(&self.stats.bytes_read, outcome.bytes);
+        IngestStats::add(&self.stats.lines_read, outcome.lines);
+        t.at_eof = outcome.eof;
+        let mut release = false;
+        if t.retired && outcome.eof {
+            t.retired_eofs += 1;
+            release = t.retired_eofs >= RETIRED_EOF_READS;
+        }
+        self.emit(id);
+        if release {
+            self.finish(id, true);
+        }
+        (outcome.bytes > 0, release)
+    }
+
+    /// Flushes the file's assembly state and stops tracking it. `finished`: read to its end
+    /// after rotation, so copies of it are never read again.
+    fn finish(&mut self, id: u64, finished: bool) {
+        let now = Instant::now();
+        if let Some(t) = self.tracked.get_mut(&id) {
+            t.asm.flush(&self.rules, now, true, &mut self.scratch);
+        }
+        self.emit(id);
+        let Some(t) = self.tracked.remove(&id) else {
+            return;
+        };
+        self.by_inode.remove(&(t.dev, t.ino));
+        self.fp_cache.remove(&(t.dev, t.ino));
+        let path_str = t.path_str;
+        let pos = t.reader.position();
+        let k = self.known.entry(id).or_insert_with(|| Known {
+            cp: Checkpoint {
+                offset: 0,
+                done: false,
+                path: path_str.clone(),
+                seen_unix_secs: unix_secs(),
+            },
+            read_pos: None,
+            finished: false,
+        });
+        k.read_pos = Some(pos);
+        k.cp.path = path_str;
+        k.finished |= finished;
+        IngestStats::add(&self.stats.files_released, 1);
+        IngestStats::set(&self.stats.files_watched, self.tracked.len() as u64);
+    }
+
+    fn flush_timeouts(&mut self) {
+        let now = Instant::now();
+        let ids: Vec<u64> = self
+            .tracked
+            .values()
+            .filter(|t| !t.asm.is_empty())
+            .map(|t| t.id)
+            .collect();
+        for id in ids {
+            if let Some(t) = self.tracked.get_mut(&id) {
+                t.asm.flush(&self.rules, now, false, &mut self.scratch);
+            }
+            self.emit(id);
+        }
+    }
+
+    /// Turns the assembled records in `scratch` into `RawRecord`s of file `id`, registers them
+    /// in the ledger and appends them to the batch.
+    fn emit(&mut self, id: u64) {
+        let Some(t) = self.tracked.get_mut(&id) else {
+            self.scratch.clear();
+            return;
+        };
+        let c = t.asm.counts;
+        t.asm.counts = assemble::AssembleCounts::default();
+        IngestStats::add(&self.stats.partial_merges, c.partial_merges);
+        IngestStats::add(&self.stats.multiline_joins, c.multiline_joins);
+        IngestStats::add(&self.stats.multiline_splits, c.multiline_splits);
+        if self.scratch.is_empty() {
+            return;
+        }
+        let mut counts = LocalCounts::default();
+        let mut ledger = lock(&self.ledger);
+        for a in self.scratch.drain(..) {
+            ledger.register(id, a.offset, a.end);
+            let mut errors: Vec<String> =
+                assemble::flag_codes(a.flags).map(str::to_string).collect();
+            if a.flags & flags::TRUNCATED != 0 {
+                counts.truncated += 1;
+            }
+            if a.flags & (flags::MALFORMED_CRI | flags::MALFORMED_DOCKER) != 0 {
+                counts.malformed += 1;
+            }
+            let message = match String::from_utf8(a.message) {
+                Ok(s) => s,
+                Err(e) => {
+                    counts.invalid_utf8 += 1;
+                    errors.push(codes::INVALID_UTF8.to_string());
+                    String::from_utf8_lossy(e.as_bytes()).into_owned()
+                }
+            };
+            counts.records += 1;
+            self.batch.push(RawRecord {
+                v: schemas::RAW_RECORD_VERSION,
+                time: a.time,
+                stream: a.stream,
+                message,
+                source: SourceRef {
+                    path: t.path_str.clone(),
+                    file_id: id,
+                    offset: a.offset,
+                    end_offset: a.end,
+                },
+                kubernetes: t.kubernetes.clone(),
+                service: t.service.clone(),
+                errors,
+                lines: a.lines,
+            });
+        }
+        IngestStats::set(&self.stats.unacked_records, ledger.unacked() as u64);
+        drop(ledger);
+        IngestStats::add(&self.stats.records_emitted, counts.records);
+        IngestStats::add(&self.stats.lines_truncated, counts.truncated);
+        IngestStats::add(&self.stats.invalid_utf8, counts.invalid_utf8);
+        IngestStats::add(&self.stats.malformed_lines, counts.malformed);
+    }
+
+    // ---- sending ---------------------------------------------------------------------------
+
+    /// Sends the batch in chunks of at most `batch_max_records` records and `batch_max_bytes`
+    /// message bytes. With `all` false, a last short chunk is kept for later. Returns false
+    /// when the tailer must stop.
+    fn flush_batch(&mut self, all: bool) -> bool {
+        while !self.batch.is_empty() {
+            let mut n = 0;
+            let mut bytes = 0;
+            for r in &self.batch {
+                if n >= self.cfg.batch_max_records
+                    || (n > 0 && bytes + r.message.len() > self.cfg.batch_max_bytes)
+                {
+                    break;
+                }
+                n += 1;
+                bytes += r.message.len();
+            }
+            if n == self.batch.len() && !all && n < self.cfg.batch_max_records {
+                return true;
+            }
+            let rest = self.batch.split_off(n);
+            let chunk = std::mem::replace(&mut self.batch, rest);
+            if !self.send(chunk) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn send(&mut self, records: Vec<RawRecord>) -> bool {
+        let mut batch = Batch { records };
+        loop {
+            match self.out.send_timeout(batch, SEND_WAIT) {
+                Ok(()) => return true,
+                Err(SendTimeoutError::Timeout(b)) => {
+                    batch = b;
+                    IngestStats::add(&self.stats.backpressure_pauses, 1);
+                    if self.stopping() {
+                        return false;
+                    }
+                    // Acknowledgements keep arriving while we wait.
+                    self.persist(false);
+                }
+                Err(SendTimeoutError::Disconnected(_)) => {
+                    tracing::warn!("batch receiver is gone; stopping the tailer");
+                    self.stop.store(true, Ordering::Release);
+                    return false;
+                }
+            }
+        }
+    }
+
+    // ---- checkpoints -----------------------------------------------------------------------
+
+    fn persist(&mut self, force: bool) {
+        let mut ledger = lock(&self.ledger);
+        let ids: Vec<u64> = self
+            .known
+            .keys()
+            .copied()
+            .filter(|id| ledger.has_file(*id))
+            .collect();
+        for id in ids {
+            let open = self.tracked.get(&id).and_then(|t| t.asm.open_start());
+            if let Some(cp) = ledger.advance(id, open)
+                && let Some(k) = self.known.get_mut(&id)
+                && cp > k.cp.offset
+            {
+                k.cp.offset = cp;
+                self.dirty = true;
+            }
+        }
+        for (id, k) in &mut self.known {
+            if k.finished
+                && !k.cp.done
+                && !ledger.has_file(*id)
+                && k.cp.offset >= k.read_pos.unwrap_or(0)
+            {
+                k.cp.done = true;
+                self.dirty = true;
+            }
+        }
+        IngestStats::set(&self.stats.unacked_records, ledger.unacked() as u64);
+        drop(ledger);
+        let lag: u64 = self
+            .tracked
+            .values()
+            .map(|t| {
+                let cp = self.known.get(&t.id).map_or(0, |k| k.cp.offset);
+                t.reader.position().saturating_sub(cp)
+            })
+            .sum();
+        IngestStats::set(&self.stats.checkpoint_lag_bytes, lag);
+        let due = force
+            || self.last_save.elapsed() >= Duration::from_millis(self.cfg.checkpoint_interval_ms);
+        if !self.dirty || !due {
+            return;
+        }
+        let entries: HashMap<u64, Checkpoint> = self
+            .known
+            .iter()
+            .map(|(id, k)| (*id, k.cp.clone()))
+            .collect();
+        match self.store.save(&entries) {
+            Ok(()) => {
+                self.dirty = false;
+                IngestStats::add(&self.stats.checkpoint_writes, 1);
+            }
+            Err(err) => {
+                IngestStats::add(&self.stats.checkpoint_errors, 1);
+                tracing::error!(error = %err, code = err.error_code(), "checkpoint write failed");
+            }
+        }
+        self.last_save = Instant::now();
+    }
+
+    fn update_idle(&self) {
+        let idle = self.scans > 0
+            && self.waiting == 0
+            && self.batch.is_empty()
+            && !self.dirty
+            && lock(&self.ledger).is_empty()
+            && self
+                .tracked
+                .values()
+                .all(|t| t.at_eof && !t.retired && t.asm.is_empty());
+        self.idle.store(idle, Ordering::Release);
+    }
+}
