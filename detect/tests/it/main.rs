@@ -1,0 +1,7 @@
+//! Integration tests of the `detect` rules engine (one binary, a module per area).
+
+mod merge;
+mod order;
+mod scenarios;
+mod state;
+mod traffic;
