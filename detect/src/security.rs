@@ -140,8 +140,11 @@ impl Default for SecurityConfig {
             // Drains one per 5 min: a steady 1 attempt / 2 min fires after ~17 attempts
             // (~35 min); slower than 1 per 5 min never does.
             slow_brute_force: BucketConfig::new(10, 300, 3600),
-            credential_stuffing: BucketConfig::new(4, 60, 600),
-            distributed_brute_force: BucketConfig::new(9, 120, 1800),
+            // Five distinct users failing from one address within a few minutes.
+            credential_stuffing: BucketConfig::new(4, 300, 600),
+            // Ten distinct addresses failing for one user within about half an hour: botnets
+            // spread their attempts, so this drains slowly.
+            distributed_brute_force: BucketConfig::new(9, 1800, 3600),
             sensitive_file_probe: BucketConfig::new(2, 60, 600),
             http_probing: BucketConfig::new(10, 10, 600),
             web_attack_blackhole_secs: 600,
@@ -574,8 +577,28 @@ impl SecurityDetector {
         }
         for pour in &pours {
             if let Some(alert) = self.pour(pour, now_ms, event) {
+                if pour.detection == Detection::BruteForce {
+                    self.silence(Detection::SlowBruteForce, pour.labels, now_ms, sbf);
+                }
                 out.push(alert);
             }
+        }
+    }
+
+    /// Silence a related bucket of the same offender: a fast brute force is also a slow one,
+    /// and one alert per attack is enough.
+    fn silence(
+        &mut self,
+        detection: Detection,
+        labels: &[(&'static str, &str)],
+        now_ms: i64,
+        cfg: BucketConfig,
+    ) {
+        if let Some(b) = self.buckets.get_mut(&(detection, labels_key(labels))) {
+            b.level = 0.0;
+            b.distinct.clear();
+            b.count = 0;
+            b.silenced_until_ms = now_ms.saturating_add(cfg.blackhole_secs as i64 * 1000);
         }
     }
 
@@ -678,14 +701,7 @@ impl SecurityDetector {
 
     /// Pour one signal; returns the alert when the bucket overflows outside its silence.
     fn pour(&mut self, pour: &Pour<'_>, now_ms: i64, event: &LogEvent) -> Option<Alert> {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for (k, v) in pour.labels {
-            h.update(k.as_bytes());
-            h.update(&[0xff]);
-            h.update(v.as_bytes());
-            h.update(&[0xfe]);
-        }
-        let key = (pour.detection, h.digest());
+        let key = (pour.detection, labels_key(pour.labels));
         if !self.buckets.contains_key(&key) && self.buckets.len() >= self.config.max_keys {
             self.evict(now_ms);
         }
@@ -761,6 +777,18 @@ impl SecurityDetector {
         }
         self.stats.keys_evicted += (before - self.buckets.len()) as u64;
     }
+}
+
+/// The bucket key of an offender's labels.
+fn labels_key(labels: &[(&'static str, &str)]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (k, v) in labels {
+        h.update(k.as_bytes());
+        h.update(&[0xff]);
+        h.update(v.as_bytes());
+        h.update(&[0xfe]);
+    }
+    h.digest()
 }
 
 fn bucket_config(cfg: &SecurityConfig, det: Detection) -> BucketConfig {
@@ -894,5 +922,283 @@ fn build_alert(
         generator_url: String::new(),
         status: AlertStatus::Firing,
         fingerprint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("valid time")
+    }
+
+    fn ssh_fail(secs: i64, user: &str, ip: &str) -> LogEvent {
+        LogEvent::new(
+            t(secs),
+            format!("Failed password for invalid user {user} from {ip} port 4242 ssh2"),
+        )
+    }
+
+    fn http(secs: i64, ip: &str, path: &str, status: u16) -> LogEvent {
+        let mut ev = LogEvent::new(t(secs), format!("GET {path} {status}"));
+        ev.client.ip = Some(ip.into());
+        let (p, q) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q.to_string())),
+            None => (path, None),
+        };
+        ev.url.path = Some(p.into());
+        ev.url.query = q;
+        ev.http.response.status_code = Some(status);
+        ev.user_agent.original = Some("Mozilla/5.0".into());
+        ev
+    }
+
+    fn names(alerts: &[Alert]) -> Vec<&str> {
+        alerts.iter().map(Alert::name).collect()
+    }
+
+    #[test]
+    fn brute_force_fires_once_per_offender_and_window() -> Result<(), SecurityError> {
+        let mut det = SecurityDetector::try_new(&SecurityConfig::default())?;
+        let mut out = Vec::new();
+        for i in 0..20 {
+            det.process(&ssh_fail(i, "root", "198.51.100.7"), &mut out);
+        }
+        assert_eq!(names(&out), vec![ALERT_BRUTE_FORCE]);
+        let a = &out[0];
+        assert_eq!(a.labels[LABEL_CLIENT_IP], "198.51.100.7");
+        assert_eq!(a.labels["pace"], "fast");
+        assert_eq!(a.annotations["count"], "6");
+        assert_eq!(a.starts_at, t(0));
+        assert_eq!(a.annotations["last_seen"], t(5).to_rfc3339());
+        // Another address is its own offender.
+        for i in 0..6 {
+            det.process(&ssh_fail(100 + i, "root", "198.51.100.8"), &mut out);
+        }
+        assert_eq!(out.len(), 2);
+        // After the silence the first offender can fire again.
+        out.clear();
+        for i in 0..6 {
+            det.process(&ssh_fail(400 + i, "root", "198.51.100.7"), &mut out);
+        }
+        assert_eq!(names(&out), vec![ALERT_BRUTE_FORCE]);
+        Ok(())
+    }
+
+    #[test]
+    fn quiet_rate_of_failures_does_not_fire() -> Result<(), SecurityError> {
+        let mut det = SecurityDetector::try_new(&SecurityConfig::default())?;
+        let mut out = Vec::new();
+        // A user mistyping a password every 10 minutes all day.
+        for i in 0..144 {
+            det.process(&ssh_fail(i * 600, "alice", "192.0.2.50"), &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn slow_brute_force_over_an_hour() -> Result<(), SecurityError> {
+        let mut det = SecurityDetector::try_new(&SecurityConfig::default())?;
+        let mut out = Vec::new();
+        // One attempt every two minutes for an hour: never fast, but relentless.
+        for i in 0..30 {
+            det.process(&ssh_fail(i * 120, "admin", "203.0.113.77"), &mut out);
+        }
+        assert_eq!(names(&out), vec![ALERT_BRUTE_FORCE]);
+        assert_eq!(out[0].labels["pace"], "slow");
+        Ok(())
+    }
+
+    #[test]
+    fn credential_stuffing_and_distributed_attack() -> Result<(), SecurityError> {
+        let mut det = SecurityDetector::try_new(&SecurityConfig::default())?;
+        let mut out = Vec::new();
+        for (i, user) in ["ann", "bob", "cy", "dee", "eve"].iter().enumerate() {
+            det.process(&ssh_fail(i as i64 * 20, user, "192.0.2.9"), &mut out);
+        }
+        assert_eq!(names(&out), vec![ALERT_CREDENTIAL_STUFFING]);
+        assert_eq!(out[0].labels[LABEL_CLIENT_IP], "192.0.2.9");
+        out.clear();
+        for i in 0..10 {
+            let ip = format!("203.0.113.{}", i + 1);
+            det.process(&ssh_fail(1000 + i * 30, "oracle", &ip), &mut out);
+        }
+        assert_eq!(names(&out), vec![ALERT_DISTRIBUTED_BRUTE_FORCE]);
+        assert_eq!(out[0].labels[LABEL_USER_NAME], "oracle");
+        Ok(())
+    }
+
+    #[test]
+    fn http_401_counts_and_403_only_on_login() -> Result<(), SecurityError> {
+        let mut det = SecurityDetector::try_new(&SecurityConfig::default())?;
+        let mut out = Vec::new();
+        for i in 0..10 {
+            det.process(&http(i, "10.9.9.9", "/api/reports", 403), &mut out);
+        }
+        assert!(out.iter().all(|a| a.name() != ALERT_BRUTE_FORCE));
+        for i in 0..6 {
+            det.process(&http(20 + i, "10.9.9.10", "/api/login", 401), &mut out);
+        }
+        assert!(out.iter().any(|a| a.name() == ALERT_BRUTE_FORCE));
+        Ok(())
+    }
+
+    #[test]
+    fn web_attack_once_per_class() -> Result<(), SecurityError> {
+        let mut det = SecurityDetector::try_new(&SecurityConfig::default())?;
+        let mut out = Vec::new();
+        for i in 0..5 {
+            det.process(
+                &http(i, "192.0.2.1", "/item?id=1%27%20or%20%271%27=%271", 200),
+                &mut out,
+            );
+        }
+        det.process(&http(6, "192.0.2.1", "/../../etc/passwd", 404), &mut out);
+        let attacks: Vec<&str> = out
+            .iter()
+            .map(|a| a.labels[LABEL_ATTACK].as_str())
+            .collect();
+        assert_eq!(attacks, vec!["sqli", "path_traversal"]);
+        assert!(out.iter().all(|a| a.name() == ALERT_WEB_ATTACK));
+        Ok(())
+    }
+
+    #[test]
+    fn benign_traffic_is_quiet() -> Result<(), SecurityError> {
+        let mut det = SecurityDetector::try_new(&SecurityConfig::default())?;
+        let mut out = Vec::new();
+        let paths = [
+            "/search?q=O%27Brien+select+from+union",
+            "/api/users?name=D%27Angelo&sort=asc",
+            "/callback?code=YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo%3D&state=xyz",
+            "/assets/app.js",
+            "/favicon.ico",
+            "/api/orders/123",
+        ];
+        for i in 0..600 {
+            let path = paths[i as usize % paths.len()];
+            let status = if path.ends_with(".ico") { 404 } else { 200 };
+            det.process(&http(i, "198.51.100.20", path, status), &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn probing_and_scanners() -> Result<(), SecurityError> {
+        let mut det = SecurityDetector::try_new(&SecurityConfig::default())?;
+        let mut out = Vec::new();
+        for (i, p) in ["/.env", "/.git/config", "/wp-config.php.bak"]
+            .iter()
+            .enumerate()
+        {
+            det.process(&http(i as i64, "192.0.2.44", p, 404), &mut out);
+        }
+        assert_eq!(names(&out), vec![ALERT_SENSITIVE_FILE_PROBE]);
+        out.clear();
+        let mut ev = http(10, "192.0.2.45", "/", 200);
+        ev.user_agent.original = Some("sqlmap/1.7.2#stable (https://sqlmap.org)".into());
+        det.process(&ev, &mut out);
+        det.process(&ev, &mut out);
+        assert_eq!(names(&out), vec![ALERT_SCANNER]);
+        Ok(())
+    }
+
+    #[test]
+    fn secret_leak_names_where_never_the_secret() -> Result<(), SecurityError> {
+        let mut det = SecurityDetector::try_new(&SecurityConfig::default())?;
+        let mut out = Vec::new();
+        let mut ev = LogEvent::new(t(0), "auth header Bearer [REDACTED]");
+        ev.sluice.redacted = vec!["jwt".into()];
+        ev.service.name = Some("checkout".into());
+        ev.sluice.source.path = "/var/log/pods/x/0.log".into();
+        det.process(&ev, &mut out);
+        det.process(&ev, &mut out);
+        assert_eq!(names(&out), vec![ALERT_SECRET_LEAK]);
+        let a = &out[0];
+        assert_eq!(a.labels["kind"], "jwt");
+        assert_eq!(a.labels["service"], "checkout");
+        assert_eq!(a.annotations["source_path"], "/var/log/pods/x/0.log");
+        assert!(!a.annotations.values().any(|v| v.contains("Bearer")));
+        Ok(())
+    }
+
+    #[test]
+    fn trusted_addresses_are_ignored() -> Result<(), SecurityError> {
+        let cfg = SecurityConfig {
+            trusted_ips: vec!["192.0.2.200".into()],
+            ..SecurityConfig::default()
+        };
+        let mut det = SecurityDetector::try_new(&cfg)?;
+        let mut out = Vec::new();
+        for i in 0..20 {
+            det.process(&ssh_fail(i, "root", "192.0.2.200"), &mut out);
+        }
+        assert!(out.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn key_cap_evicts_and_counts() -> Result<(), SecurityError> {
+        let cfg = SecurityConfig {
+            max_keys: 50,
+            ..SecurityConfig::default()
+        };
+        let mut det = SecurityDetector::try_new(&cfg)?;
+        let mut out = Vec::new();
+        for i in 0..1000 {
+            let ip = format!("10.0.{}.{}", i / 250, i % 250);
+            det.process(&ssh_fail(i, "root", &ip), &mut out);
+        }
+        assert!(det.tracked_keys() <= 50);
+        assert!(det.stats().keys_evicted > 0);
+        Ok(())
+    }
+
+    #[test]
+    fn snapshot_restore_keeps_windows_and_silences() -> Result<(), Box<dyn std::error::Error>> {
+        let mut det = SecurityDetector::try_new(&SecurityConfig::default())?;
+        let mut out = Vec::new();
+        for i in 0..4 {
+            det.process(&ssh_fail(i, "root", "192.0.2.77"), &mut out);
+        }
+        let json = serde_json::to_string(&det.snapshot())?;
+        let mut restored = SecurityDetector::try_new(&SecurityConfig::default())?;
+        restored.restore(serde_json::from_str(&json)?)?;
+        for i in 4..6 {
+            restored.process(&ssh_fail(i, "root", "192.0.2.77"), &mut out);
+        }
+        assert_eq!(names(&out), vec![ALERT_BRUTE_FORCE], "counts carried over");
+        let json = serde_json::to_string(&restored.snapshot())?;
+        let mut again = SecurityDetector::try_new(&SecurityConfig::default())?;
+        again.restore(serde_json::from_str(&json)?)?;
+        for i in 6..12 {
+            again.process(&ssh_fail(i, "root", "192.0.2.77"), &mut out);
+        }
+        assert_eq!(
+            out.len(),
+            1,
+            "silence carried over: no re-fire after restart"
+        );
+        let mut bad = det.snapshot();
+        bad.version = 99;
+        assert!(det.restore(bad).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_config_is_rejected() {
+        let cfg = SecurityConfig {
+            trusted_ips: vec!["not-an-ip".into()],
+            ..SecurityConfig::default()
+        };
+        let err = SecurityDetector::try_new(&cfg).err();
+        assert_eq!(err.map(|e| e.error_code()), Some("security_invalid_config"));
+        let toml_cfg: Result<SecurityConfig, _> = toml::from_str("brute_force = { capacity = 3 }");
+        assert!(toml_cfg.is_err(), "bucket fields are all required");
+        let toml_cfg: Result<SecurityConfig, _> = toml::from_str("bogus = 1");
+        assert!(toml_cfg.is_err(), "unknown fields are rejected");
     }
 }
