@@ -27,6 +27,22 @@ const FAILURE_PHRASES: &[&str] = &[
     "no authentication methods available",
     "jschexception: auth fail",
     "user not known to the underlying authentication module",
+    // sshd pre-authentication probes: a client that never tries to log in properly
+    "did not receive identification string",
+    "bad protocol version identification",
+    "unable to negotiate with",
+    "invalid protocol identifier",
+    "timeout before authentication for",
+    "bye bye [preauth]",
+    "thank you for playing",
+    // Apache authentication and authorisation
+    "authorization failure",
+    "wrong authentication scheme",
+    "client denied by server configuration",
+    "realm mismatch",
+    "digest: invalid nonce",
+    "unknown algorithm `",
+    "invalid qop `",
     // PAM and generic
     "authentication failure",
     "authentication error",
@@ -59,6 +75,10 @@ const EXCLUDE_PHRASES: &[&str] = &[
     "pam_unix(sshd:auth)",
     "input_userauth_request",
     "no user/password was provided",
+    "account is locked",
+    // Summaries of failures already counted line by line.
+    "disconnecting: too many authentication failures",
+    "disconnecting invalid user",
 ];
 
 /// Keywords that introduce the remote address; the first candidate after one of them wins
@@ -113,7 +133,9 @@ impl AuthMatcher {
         Ok(AuthMatcher {
             phrases: ci(phrases)?,
             excludes: ci(EXCLUDE_PHRASES.iter().map(|s| s.to_string()).collect())?,
-            user_not_found: Regex::new(r#"(?i)\buser ("[^"]*"|\S*) ?:? ?(was )?not found\b"#)
+            user_not_found: Regex::new(
+                r#"(?i)\buser ("[^"]*"|\S*) ?:? ?(was )?not found\b|\buser \S+ in realm .{0,80} not found"#,
+            )
                 .map_err(|e| e.to_string())?,
             user: Regex::new(
                 r#"(?i)(?:invalid user|illegal user|authenticating user|\bfor user|(?:failed|failure|error) (?:\S+ )?for(?: invalid user| illegal user)?|\buser=<?|\buser|\blogin=|\baccount) ?['"]?([^\s"'<>,;:()\[\]]+)"#,
@@ -210,12 +232,18 @@ pub fn find_offender_ip(message: &str) -> Option<&str> {
     if let Some(s) = start {
         tokens.push((s, message.len()));
     }
+    let mut last_client_field: Option<&str> = None;
     for &(s, e) in &tokens {
         let Some(ip) = parse_ip_token(&message[s..e]) else {
             continue;
         };
         if has_sshd_port_suffix(&message[e..]) {
             return Some(ip);
+        }
+        // nginx appends `, client: <addr>, server: ...` after the (attacker-controlled)
+        // text, so the last such field is the real one.
+        if message[..s].ends_with(", client: ") {
+            last_client_field = Some(ip);
         }
         first_any.get_or_insert(ip);
         if first_keyword.is_none() {
@@ -228,6 +256,19 @@ pub fn find_offender_ip(message: &str) -> Option<&str> {
                 first_keyword = Some(ip);
             }
         }
+    }
+    if last_client_field.is_some() {
+        return last_client_field;
+    }
+    // When the line says `from <host name>`, an address elsewhere (`via 10.0.0.1`) is the
+    // local end, not the offender.
+    let from_name = memchr::memmem::find_iter(message.as_bytes(), b" from ").any(|i| {
+        let rest = &message[i + 6..];
+        let tok = rest.split(is_token_delimiter).next().unwrap_or("");
+        !tok.is_empty() && parse_ip_token(tok).is_none() && tok.contains('.')
+    });
+    if from_name {
+        return first_keyword;
     }
     first_keyword.or(first_any)
 }

@@ -389,6 +389,8 @@ const SENSITIVE_PATHS: &[&str] = &[
     "/hnap1",
     "/console/",
     "/webadmin",
+    "/wp-content/plugins/",
+    "/wp-includes/",
     "/cpanel",
     "/whm",
     "/admin.php",
