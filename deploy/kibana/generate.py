@@ -139,9 +139,7 @@ def filters(named_queries):
         "operationType": "filters",
         "scale": "ordinal",
         "isBucketed": True,
-        "params": {
-            "filters": [{"input": kql(q), "label": name} for name, q in named_queries]
-        },
+        "params": {"filters": [{"input": kql(q), "label": name} for name, q in named_queries]},
     }
 
 
@@ -390,8 +388,11 @@ def production_overview():
         "t",
         ["n"],
         split="s",
-        columns={"t": date_histogram(), "s": terms("service.name", 10, "n", other=True),
-                 "n": count("Events")},
+        columns={
+            "t": date_histogram(),
+            "s": terms("service.name", 10, "n", other=True),
+            "n": count("Events"),
+        },
         description="Events per interval, top 10 services.",
     )
     error_rate = xy(
@@ -399,8 +400,10 @@ def production_overview():
         "line",
         "t",
         ["r"],
-        columns={"t": date_histogram(),
-                 **ratio_formula("r", "5xx error rate", HTTP_5XX, HTTP_REQUEST)},
+        columns={
+            "t": date_histogram(),
+            **ratio_formula("r", "5xx error rate", HTTP_5XX, HTTP_REQUEST),
+        },
         description="Share of HTTP responses with status >= 500 (runbook: HighErrorRate at 5 %).",
     )
     p95 = xy(
@@ -409,8 +412,11 @@ def production_overview():
         "t",
         ["p"],
         split="s",
-        columns={"t": date_histogram(), "s": terms("service.name", 5, BY_COUNT),
-                 "p": percentile("event.duration", 95, "p95 duration")},
+        columns={
+            "t": date_histogram(),
+            "s": terms("service.name", 5, BY_COUNT),
+            "p": percentile("event.duration", 95, "p95 duration"),
+        },
         description="95th percentile of event.duration for the 5 busiest services "
         "(runbook: HighLatency at 2 s).",
         query="event.duration : *",
@@ -429,15 +435,20 @@ def production_overview():
         "t",
         ["n"],
         split="s",
-        columns={"t": date_histogram(), "s": terms("service.name", 10, "n", other=True),
-                 "n": count("Error and fatal logs")},
+        columns={
+            "t": date_histogram(),
+            "s": terms("service.name", 10, "n", other=True),
+            "n": count("Error and fatal logs"),
+        },
         query="log.level : (error or fatal)",
     )
     patterns = table(
         "Sluice · Top error patterns",
-        {"p": terms("sluice.pattern.id", 20, "n", label="Pattern id"),
-         "s": terms("service.name", 3, "n", label="Service"),
-         "n": count("Events")},
+        {
+            "p": terms("sluice.pattern.id", 20, "n", label="Pattern id"),
+            "s": terms("service.name", 3, "n", label="Service"),
+            "n": count("Events"),
+        },
         # The template itself is full text (not aggregatable); open a pattern id in Discover
         # to read it.
         description="Most frequent log patterns among error and fatal events; filter on "
@@ -448,8 +459,14 @@ def production_overview():
     board = dashboard(
         "Sluice · Production overview",
         "Error rate, 5xx, p95 latency and volume per service (runbook: production overview).",
-        [(volume, 24, 14), (error_rate, 24, 14), (p95, 24, 14), (five_xx, 24, 14),
-         (errors, 24, 14), (patterns, 24, 14)],
+        [
+            (volume, 24, 14),
+            (error_rate, 24, 14),
+            (p95, 24, 14),
+            (five_xx, 24, 14),
+            (errors, 24, 14),
+            (patterns, 24, 14),
+        ],
     )
     return vis, board
 
@@ -457,14 +474,18 @@ def production_overview():
 def api_per_endpoint():
     endpoints = table(
         "Sluice · Endpoints",
-        {"e": terms("url.path", 50, "n", label="Endpoint"),
-         "m": terms("http.request.method", 5, "n", label="Method"),
-         "n": count("Requests"),
-         "f": count("5xx", HTTP_5XX),
-         "c": count("4xx", "http.response.status_code >= 400 and http.response.status_code < 500"),
-         "p50": percentile("event.duration", 50, "p50 duration"),
-         "p95": percentile("event.duration", 95, "p95 duration"),
-         "p99": percentile("event.duration", 99, "p99 duration")},
+        {
+            "e": terms("url.path", 50, "n", label="Endpoint"),
+            "m": terms("http.request.method", 5, "n", label="Method"),
+            "n": count("Requests"),
+            "f": count("5xx", HTTP_5XX),
+            "c": count(
+                "4xx", "http.response.status_code >= 400 and http.response.status_code < 500"
+            ),
+            "p50": percentile("event.duration", 50, "p50 duration"),
+            "p95": percentile("event.duration", 95, "p95 duration"),
+            "p99": percentile("event.duration", 99, "p99 duration"),
+        },
         description="Requests, errors and latency per url.path and method.",
         query=HTTP_REQUEST,
     )
@@ -474,9 +495,11 @@ def api_per_endpoint():
         "t",
         ["n"],
         split="s",
-        columns={"t": date_histogram(),
-                 "s": terms("http.response.status_code", 10, "n", other=True),
-                 "n": count("Responses")},
+        columns={
+            "t": date_histogram(),
+            "s": terms("http.response.status_code", 10, "n", other=True),
+            "n": count("Responses"),
+        },
         query=HTTP_REQUEST,
     )
     latency = xy(
@@ -485,8 +508,11 @@ def api_per_endpoint():
         "t",
         ["p"],
         split="e",
-        columns={"t": date_histogram(), "e": terms("url.path", 5, BY_COUNT),
-                 "p": percentile("event.duration", 95, "p95 duration")},
+        columns={
+            "t": date_histogram(),
+            "e": terms("url.path", 5, BY_COUNT),
+            "p": percentile("event.duration", 95, "p95 duration"),
+        },
         query="event.duration : *",
     )
     slowest = xy(
@@ -494,8 +520,10 @@ def api_per_endpoint():
         "bar_horizontal",
         "e",
         ["p"],
-        columns={"e": terms("url.path", 10, "p"),
-                 "p": percentile("event.duration", 95, "p95 duration")},
+        columns={
+            "e": terms("url.path", 10, "p"),
+            "p": percentile("event.duration", 95, "p95 duration"),
+        },
         query="event.duration : *",
     )
     failing = xy(
@@ -510,8 +538,13 @@ def api_per_endpoint():
     board = dashboard(
         "Sluice · API per endpoint",
         "Per url.path: request count, status codes and duration percentiles.",
-        [(endpoints, 48, 16), (statuses, 24, 14), (latency, 24, 14), (slowest, 24, 14),
-         (failing, 24, 14)],
+        [
+            (endpoints, 48, 16),
+            (statuses, 24, 14),
+            (latency, 24, 14),
+            (slowest, 24, 14),
+            (failing, 24, 14),
+        ],
     )
     return vis, board
 
@@ -523,12 +556,16 @@ def business_activity():
         "t",
         ["n"],
         split="f",
-        columns={"t": date_histogram(),
-                 "f": filters([
-                     ("Successful", f"{LOGIN} and http.response.status_code < 400"),
-                     ("Failed", f"{LOGIN} and http.response.status_code >= 400"),
-                 ]),
-                 "n": count("Logins")},
+        columns={
+            "t": date_histogram(),
+            "f": filters(
+                [
+                    ("Successful", f"{LOGIN} and http.response.status_code < 400"),
+                    ("Failed", f"{LOGIN} and http.response.status_code >= 400"),
+                ]
+            ),
+            "n": count("Logins"),
+        },
         query=LOGIN,
     )
     chat = xy(
@@ -537,14 +574,20 @@ def business_activity():
         "t",
         ["n"],
         split="f",
-        columns={"t": date_histogram(),
-                 "f": filters([
-                     ("Chat requests", 'url.path : "/api/chat"'),
-                     ("LLM API calls", 'message : "chat/completions"'),
-                     ("LLM API errors",
-                      'message : "chat/completions" and log.level : (warn or error or fatal)'),
-                 ]),
-                 "n": count("Events")},
+        columns={
+            "t": date_histogram(),
+            "f": filters(
+                [
+                    ("Chat requests", 'url.path : "/api/chat"'),
+                    ("LLM API calls", 'message : "chat/completions"'),
+                    (
+                        "LLM API errors",
+                        'message : "chat/completions" and log.level : (warn or error or fatal)',
+                    ),
+                ]
+            ),
+            "n": count("Events"),
+        },
         query='url.path : "/api/chat" or message : "chat/completions"',
     )
     sessions = xy(
@@ -553,8 +596,11 @@ def business_activity():
         "t",
         ["n"],
         split="m",
-        columns={"t": date_histogram(), "m": terms("http.request.method", 5, "n"),
-                 "n": count("Session requests")},
+        columns={
+            "t": date_histogram(),
+            "m": terms("http.request.method", 5, "n"),
+            "n": count("Session requests"),
+        },
         query="url.path : /api/sessions*",
         description="Requests to /api/sessions (GET reads, POST creates).",
     )
@@ -576,8 +622,7 @@ def business_activity():
     board = dashboard(
         "Sluice · Business activity",
         "Logins, chat and LLM calls, sessions and users (runbook: business activity).",
-        [(logins, 24, 14), (chat, 24, 14), (sessions, 24, 14), (users, 8, 14),
-         (top_users, 16, 14)],
+        [(logins, 24, 14), (chat, 24, 14), (sessions, 24, 14), (users, 8, 14), (top_users, 16, 14)],
     )
     return vis, board
 
@@ -598,8 +643,11 @@ def security():
         "t",
         ["n"],
         split="s",
-        columns={"t": date_histogram(), "s": terms("service.name", 5, "n", other=True),
-                 "n": count("Failed logins")},
+        columns={
+            "t": date_histogram(),
+            "s": terms("service.name", 5, "n", other=True),
+            "n": count("Failed logins"),
+        },
         query=FAILED_LOGIN,
     )
     attacks = xy(
@@ -608,20 +656,36 @@ def security():
         "t",
         ["n"],
         split="f",
-        columns={"t": date_histogram(),
-                 "f": filters([
-                     ("SQL injection",
-                      "url.original : (*UNION*SELECT* or *union*select* or *%27--* "
-                      "or *%27%20OR%20* or *DROP%20TABLE*)"),
-                     ("Path traversal",
-                      "url.original : (*../* or *..%2F* or *%2e%2e%2f* or *%2E%2E%2F* "
-                      "or */etc/passwd*)"),
-                     ("XSS", "url.original : (*%3Cscript* or *%3cscript* or *javascript%3A*)"),
-                     ("Sensitive files",
-                      "url.path : (*/.env or */.git/* or */wp-login.php or */phpmyadmin* "
-                      "or */.aws/*)"),
-                 ]),
-                 "n": count("Requests")},
+        columns={
+            "t": date_histogram(),
+            "f": filters(
+                [
+                    (
+                        "SQL injection",
+                        (
+                            "url.original : (*UNION*SELECT* or *union*select* or *%27--* "
+                            "or *%27%20OR%20* or *DROP%20TABLE*)"
+                        ),
+                    ),
+                    (
+                        "Path traversal",
+                        (
+                            "url.original : (*../* or *..%2F* or *%2e%2e%2f* or *%2E%2E%2F* "
+                            "or */etc/passwd*)"
+                        ),
+                    ),
+                    ("XSS", "url.original : (*%3Cscript* or *%3cscript* or *javascript%3A*)"),
+                    (
+                        "Sensitive files",
+                        (
+                            "url.path : (*/.env or */.git/* or */wp-login.php or */phpmyadmin* "
+                            "or */.aws/*)"
+                        ),
+                    ),
+                ]
+            ),
+            "n": count("Requests"),
+        },
         query="url.original : * or url.path : *",
     )
     scanners = xy(
@@ -634,9 +698,11 @@ def security():
     )
     probing = table(
         "Sluice · Clients probing for missing paths",
-        {"ip": terms("client.ip", 20, "n", label="Client IP"),
-         "n": count("404 responses"),
-         "p": unique_count("url.path", "Distinct paths")},
+        {
+            "ip": terms("client.ip", 20, "n", label="Client IP"),
+            "n": count("404 responses"),
+            "p": unique_count("url.path", "Distinct paths"),
+        },
         description="Many distinct 404 paths from one address is a scanner at work.",
         query="http.response.status_code : 404",
     )
@@ -646,25 +712,36 @@ def security():
         "t",
         ["n"],
         split="k",
-        columns={"t": date_histogram(), "k": terms("sluice.redacted", 10, "n", label="Kind"),
-                 "n": count("Events with secrets")},
+        columns={
+            "t": date_histogram(),
+            "k": terms("sluice.redacted", 10, "n", label="Kind"),
+            "n": count("Events with secrets"),
+        },
         query="sluice.redacted : *",
         description="Events in which Sluice redacted a secret: the application is leaking it.",
     )
     leakers = table(
         "Sluice · Services leaking secrets",
-        {"s": terms("service.name", 20, "n", label="Service"),
-         "k": terms("sluice.redacted", 5, "n", label="Kind"),
-         "n": count("Events")},
+        {
+            "s": terms("service.name", 20, "n", label="Service"),
+            "k": terms("sluice.redacted", 5, "n", label="Kind"),
+            "n": count("Events"),
+        },
         query="sluice.redacted : *",
     )
     vis = [failed_by_ip, failed_over_time, attacks, scanners, probing, secrets, leakers]
     board = dashboard(
         "Sluice · Security",
-        "Failed logins by client.ip, web attacks, scanners and leaked secrets "
-        "(runbook: security).",
-        [(failed_by_ip, 24, 14), (failed_over_time, 24, 14), (attacks, 24, 14),
-         (scanners, 24, 14), (probing, 24, 14), (secrets, 24, 14), (leakers, 48, 12)],
+        "Failed logins by client.ip, web attacks, scanners and leaked secrets (runbook: security).",
+        [
+            (failed_by_ip, 24, 14),
+            (failed_over_time, 24, 14),
+            (attacks, 24, 14),
+            (scanners, 24, 14),
+            (probing, 24, 14),
+            (secrets, 24, 14),
+            (leakers, 48, 12),
+        ],
     )
     return vis, board
 

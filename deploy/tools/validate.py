@@ -40,15 +40,32 @@ import yaml
 
 # API groups whose kinds kubernetes-validate has schemas for; anything else is a custom
 # resource and needs its own check below.
-CORE_GROUPS = {"", "apps", "batch", "policy", "rbac.authorization.k8s.io", "scheduling.k8s.io",
-               "networking.k8s.io", "storage.k8s.io", "autoscaling", "coordination.k8s.io"}
+CORE_GROUPS = {
+    "",
+    "apps",
+    "batch",
+    "policy",
+    "rbac.authorization.k8s.io",
+    "scheduling.k8s.io",
+    "networking.k8s.io",
+    "storage.k8s.io",
+    "autoscaling",
+    "coordination.k8s.io",
+}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 API_PORT = 7280
 SEVERITIES = {"critical", "warning", "info"}
 # Topic-level configs the KafkaTopics may set (Kafka's documented topic configs we use).
-KAFKA_TOPIC_CONFIGS = {"retention.ms", "retention.bytes", "min.insync.replicas",
-                       "cleanup.policy", "compression.type", "max.message.bytes",
-                       "segment.ms", "segment.bytes"}
+KAFKA_TOPIC_CONFIGS = {
+    "retention.ms",
+    "retention.bytes",
+    "min.insync.replicas",
+    "cleanup.policy",
+    "compression.type",
+    "max.message.bytes",
+    "segment.ms",
+    "segment.bytes",
+}
 KAFKA_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 PROM_DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
 # Lens operations and the field index kinds (schemas/src/fields.rs) they can aggregate.
@@ -122,8 +139,11 @@ def field_kinds(fields_rs):
     """Index kind of each field, from the FIELDS table in schemas/src/fields.rs."""
     text = fields_rs.read_text()
     consts = dict(re.findall(r'pub const (\w+): &str = "([^"]+)";', text))
-    return {consts[c]: kind for c, kind in re.findall(r"f\((\w+), FieldKind::(\w+)\)", text)
-            if c in consts}
+    return {
+        consts[c]: kind
+        for c, kind in re.findall(r"f\((\w+), FieldKind::(\w+)\)", text)
+        if c in consts
+    }
 
 
 def exported_metrics(repo):
@@ -146,8 +166,9 @@ def exported_metrics(repo):
             for prefix in set(re.findall(r"\b(sluice_[a-z0-9_]+_)\{", text)):
                 for lit in re.findall(r'"([a-z][a-z0-9_]*)"', text):
                     names.add(prefix + lit)
-                for kind, name in re.findall(r"^\s*(counter|gauge)\s+([a-z0-9_]+)\s*,", text,
-                                             re.M):
+                for kind, name in re.findall(
+                    r"^\s*(counter|gauge)\s+([a-z0-9_]+)\s*,", text, re.MULTILINE
+                ):
                     names.add(prefix + name + ("_total" if kind == "counter" else ""))
     return names
 
@@ -215,8 +236,14 @@ def check_kafka_topic(doc, rep, where):
     unexpected = set(spec) - {"topicName", "partitions", "replicas", "config"}
     if unexpected:
         problems.append(f"unknown spec fields {sorted(unexpected)}")
-    rep.check(not problems, f"{where}: KafkaTopic {name} " + ("; ".join(problems) or
-              f"({partitions} partitions, {replicas} replicas, retention {retention} ms)"))
+    rep.check(
+        not problems,
+        f"{where}: KafkaTopic {name} "
+        + (
+            "; ".join(problems)
+            or f"({partitions} partitions, {replicas} replicas, retention {retention} ms)"
+        ),
+    )
     return name
 
 
@@ -246,8 +273,15 @@ def check_prometheus_rule(doc, rep, where, metrics):
             problems = []
             if ("alert" in rule) == ("record" in rule):
                 problems.append("needs exactly one of alert/record")
-            unexpected = set(rule) - {"alert", "record", "expr", "for", "keep_firing_for",
-                                      "labels", "annotations"}
+            unexpected = set(rule) - {
+                "alert",
+                "record",
+                "expr",
+                "for",
+                "keep_firing_for",
+                "labels",
+                "annotations",
+            }
             if unexpected:
                 problems.append(f"unknown keys {sorted(unexpected)}")
             if "alert" in rule:
@@ -278,9 +312,12 @@ def check_service_monitor(doc, rep, where, services):
     spec = doc.get("spec", {})
     selector = spec.get("selector", {}).get("matchLabels", {})
     namespaces = spec.get("namespaceSelector", {}).get("matchNames", [])
-    matched = [s for s in services
-               if selects(selector, s["metadata"].get("labels", {}))
-               and (not namespaces or s["metadata"].get("namespace") in namespaces)]
+    matched = [
+        s
+        for s in services
+        if selects(selector, s["metadata"].get("labels", {}))
+        and (not namespaces or s["metadata"].get("namespace") in namespaces)
+    ]
     rep.check(matched, f"{where}: selects Service(s) {[s['metadata']['name'] for s in matched]}")
     ports = {p.get("name") for s in matched for p in s["spec"].get("ports", [])}
     for ep in spec.get("endpoints", []):
@@ -289,8 +326,11 @@ def check_service_monitor(doc, rep, where, services):
 
 
 def container_ports(spec):
-    return {p.get("name"): p.get("containerPort") for c in spec.get("containers", [])
-            for p in c.get("ports", [])}
+    return {
+        p.get("name"): p.get("containerPort")
+        for c in spec.get("containers", [])
+        for p in c.get("ports", [])
+    }
 
 
 def check_workload_security(doc, rep, where):
@@ -321,22 +361,33 @@ def check_workload_security(doc, rep, where):
             path = c.get(probe, {}).get("httpGet", {}).get("path")
             if path != "/health":
                 problems.append(f"{probe} is not an HTTP GET of /health")
-        rep.check(not problems, f"{where}/{c['name']}: hardened, resources, probes"
-                  + (": " + "; ".join(problems) if problems else ""))
+        rep.check(
+            not problems,
+            f"{where}/{c['name']}: hardened, resources, probes"
+            + (": " + "; ".join(problems) if problems else ""),
+        )
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
             port = c.get(probe, {}).get("httpGet", {}).get("port")
             if isinstance(port, str):
-                rep.check(port in container_ports(spec), f"{where}/{c['name']}: {probe} "
-                          f"port {port!r} is a named container port")
+                rep.check(
+                    port in container_ports(spec),
+                    f"{where}/{c['name']}: {probe} port {port!r} is a named container port",
+                )
     annotations = doc["spec"].get("template", {}).get("metadata", {}).get("annotations", {})
-    rep.check(annotations.get("prometheus.io/scrape") == "true"
-              and annotations.get("prometheus.io/port") == str(API_PORT),
-              f"{where}: prometheus.io scrape annotations on port {API_PORT}")
+    rep.check(
+        annotations.get("prometheus.io/scrape") == "true"
+        and annotations.get("prometheus.io/port") == str(API_PORT),
+        f"{where}: prometheus.io scrape annotations on port {API_PORT}",
+    )
 
 
 def mounts_of(spec, volume_name):
-    return [m for c in spec.get("containers", []) for m in c.get("volumeMounts", [])
-            if m.get("name") == volume_name]
+    return [
+        m
+        for c in spec.get("containers", [])
+        for m in c.get("volumeMounts", [])
+        if m.get("name") == volume_name
+    ]
 
 
 def under(path, mount):
@@ -347,8 +398,9 @@ def check_sluice_config(doc, cm, rep, where, sluice_bin, tmpdir):
     """The role's sluice.toml agrees with the pod that mounts it."""
     spec = pod_spec(doc)
     text = cm.get("data", {}).get("sluice.toml")
-    if not rep.check(text is not None, f"{where}: ConfigMap {cm['metadata']['name']} "
-                     "holds sluice.toml"):
+    if not rep.check(
+        text is not None, f"{where}: ConfigMap {cm['metadata']['name']} holds sluice.toml"
+    ):
         return
     try:
         config = tomllib.loads(text)
@@ -358,8 +410,7 @@ def check_sluice_config(doc, cm, rep, where, sluice_bin, tmpdir):
     role = config.get("role", "all")
     rep.check(role in {"all", "agent", "processor", "indexer"}, f"{where}: role {role!r}")
     component = pod_labels(doc).get("app.kubernetes.io/component")
-    rep.check(component == role, f"{where}: role {role!r} matches component label "
-              f"{component!r}")
+    rep.check(component == role, f"{where}: role {role!r} matches component label {component!r}")
     mounts = [m for c in spec.get("containers", []) for m in c.get("volumeMounts", [])]
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     claims = {t["metadata"]["name"] for t in doc["spec"].get("volumeClaimTemplates", [])}
@@ -367,55 +418,79 @@ def check_sluice_config(doc, cm, rep, where, sluice_bin, tmpdir):
     def mount_for(path):
         best = None
         for m in mounts:
-            if under(path, m["mountPath"]) and (best is None or
-                                               len(m["mountPath"]) > len(best["mountPath"])):
+            if under(path, m["mountPath"]) and (
+                best is None or len(m["mountPath"]) > len(best["mountPath"])
+            ):
                 best = m
         return best
 
-    config_mount = next((m for m in mounts if volumes.get(m["name"], {}).get("configMap")),
-                        None)
+    config_mount = next((m for m in mounts if volumes.get(m["name"], {}).get("configMap")), None)
     args = [a for c in spec.get("containers", []) for a in c.get("args", [])]
     if config_mount and "--config" in args:
         path = args[args.index("--config") + 1]
-        rep.check(path == config_mount["mountPath"].rstrip("/") + "/sluice.toml",
-                  f"{where}: --config {path} is the mounted ConfigMap")
+        rep.check(
+            path == config_mount["mountPath"].rstrip("/") + "/sluice.toml",
+            f"{where}: --config {path} is the mounted ConfigMap",
+        )
     listen = config.get("api", {}).get("listen", "127.0.0.1:7280")
     host, _, port = listen.rpartition(":")
-    rep.check(host in ("0.0.0.0", "[::]"), f"{where}: api.listen {listen} is reachable by "
-              "probes and Prometheus")
-    rep.check(port.isdigit() and int(port) in container_ports(spec).values(),
-              f"{where}: api.listen port {port} is a container port")
+    rep.check(
+        host in ("0.0.0.0", "[::]"),
+        f"{where}: api.listen {listen} is reachable by probes and Prometheus",
+    )
+    rep.check(
+        port.isdigit() and int(port) in container_ports(spec).values(),
+        f"{where}: api.listen port {port} is a container port",
+    )
     token = config.get("api", {}).get("bearer_token_file")
     if host not in ("127.0.0.1", "::1", "[::1]"):
         m = token and mount_for(token)
-        rep.check(bool(m) and bool(volumes.get(m["name"], {}).get("secret")),
-                  f"{where}: api.bearer_token_file {token} is on a mounted Secret")
-    writable = {"data_dir": config.get("data_dir"),
-                "ingest.state_dir": config.get("ingest", {}).get("state_dir")}
+        rep.check(
+            bool(m) and bool(volumes.get(m["name"], {}).get("secret")),
+            f"{where}: api.bearer_token_file {token} is on a mounted Secret",
+        )
+    writable = {
+        "data_dir": config.get("data_dir"),
+        "ingest.state_dir": config.get("ingest", {}).get("state_dir"),
+    }
     for key, path in writable.items():
         if path is None:
             continue
         m = mount_for(path)
-        ok = bool(m) and not m.get("readOnly") and (
-            m["name"] in claims or any(k in volumes.get(m["name"], {})
-                                       for k in ("hostPath", "emptyDir",
-                                                 "persistentVolumeClaim")))
+        ok = (
+            bool(m)
+            and not m.get("readOnly")
+            and (
+                m["name"] in claims
+                or any(
+                    k in volumes.get(m["name"], {})
+                    for k in ("hostPath", "emptyDir", "persistentVolumeClaim")
+                )
+            )
+        )
         rep.check(ok, f"{where}: {key} {path} is on a writable volume")
     pods_dir = config.get("ingest", {}).get("pods_dir")
     if role in ("all", "agent"):
         m = pods_dir and mount_for(pods_dir)
-        rep.check(bool(m) and m.get("readOnly") is True
-                  and volumes.get(m["name"], {}).get("hostPath", {}).get("path") == pods_dir,
-                  f"{where}: ingest.pods_dir {pods_dir} is the node's hostPath, read-only")
+        rep.check(
+            bool(m)
+            and m.get("readOnly") is True
+            and volumes.get(m["name"], {}).get("hostPath", {}).get("path") == pods_dir,
+            f"{where}: ingest.pods_dir {pods_dir} is the node's hostPath, read-only",
+        )
         env = {e["name"] for c in spec.get("containers", []) for e in c.get("env", [])}
         rep.check("NODE_NAME" in env, f"{where}: NODE_NAME from the downward API")
     if sluice_bin:
         path = Path(tmpdir, f"{cm['metadata']['name']}.toml")
         path.write_text(text)
-        proc = subprocess.run([sluice_bin, "config", "check", str(path)],
-                              capture_output=True, text=True)
-        rep.check(proc.returncode == 0, f"{where}: `sluice config check` "
-                  + (proc.stdout + proc.stderr).strip().replace("\n", " | "))
+        proc = subprocess.run(
+            [sluice_bin, "config", "check", str(path)], check=False, capture_output=True, text=True
+        )
+        rep.check(
+            proc.returncode == 0,
+            f"{where}: `sluice config check` "
+            + (proc.stdout + proc.stderr).strip().replace("\n", " | "),
+        )
 
 
 def check_render(path, docs, version, rep, metrics, sluice_bin, tmpdir):
@@ -437,8 +512,10 @@ def check_render(path, docs, version, rep, metrics, sluice_bin, tmpdir):
         elif doc["kind"] == "ServiceMonitor":
             check_service_monitor(doc, rep, where, services or ALL_SERVICES)
         else:
-            rep.fail(f"{where}: custom kind {doc['apiVersion']}/{doc['kind']} has no check; "
-                     "add one to deploy/tools/validate.py")
+            rep.fail(
+                f"{where}: custom kind {doc['apiVersion']}/{doc['kind']} has no check; "
+                "add one to deploy/tools/validate.py"
+            )
     for svc in services:
         where = f"{path.name}: Service/{svc['metadata']['name']}"
         selector = svc["spec"].get("selector", {})
@@ -447,13 +524,18 @@ def check_render(path, docs, version, rep, metrics, sluice_bin, tmpdir):
         for port in svc["spec"].get("ports", []):
             target = port.get("targetPort")
             if isinstance(target, str):
-                rep.check(all(target in container_ports(pod_spec(w)) for w in matched),
-                          f"{where}: targetPort {target!r} exists in every selected pod")
+                rep.check(
+                    all(target in container_ports(pod_spec(w)) for w in matched),
+                    f"{where}: targetPort {target!r} exists in every selected pod",
+                )
     for pdb in by_kind.get("PodDisruptionBudget", []):
         selector = pdb["spec"].get("selector", {}).get("matchLabels", {})
         matched = [w["metadata"]["name"] for w in workloads if selects(selector, pod_labels(w))]
-        rep.check(len(matched) == 1, f"{path.name}: PodDisruptionBudget/"
-                  f"{pdb['metadata']['name']} covers exactly one workload {matched}")
+        rep.check(
+            len(matched) == 1,
+            f"{path.name}: PodDisruptionBudget/"
+            f"{pdb['metadata']['name']} covers exactly one workload {matched}",
+        )
     for w in workloads:
         where = f"{path.name}: {w['kind']}/{w['metadata']['name']}"
         spec = pod_spec(w)
@@ -464,14 +546,20 @@ def check_render(path, docs, version, rep, metrics, sluice_bin, tmpdir):
         if pc:
             rep.check(("PriorityClass", pc) in names, f"{where}: PriorityClass {pc} exists")
         if w["kind"] in ("Deployment", "StatefulSet") and w["spec"].get("replicas", 1) > 1:
-            rep.check(any(selects(p["spec"].get("selector", {}).get("matchLabels", {}),
-                                  pod_labels(w)) for p in by_kind.get("PodDisruptionBudget", [])),
-                      f"{where}: has a PodDisruptionBudget")
+            rep.check(
+                any(
+                    selects(p["spec"].get("selector", {}).get("matchLabels", {}), pod_labels(w))
+                    for p in by_kind.get("PodDisruptionBudget", [])
+                ),
+                f"{where}: has a PodDisruptionBudget",
+            )
         for vol in spec.get("volumes", []):
             if "configMap" in vol:
                 cm_name = vol["configMap"]["name"]
-                cm = next((c for c in by_kind.get("ConfigMap", [])
-                           if c["metadata"]["name"] == cm_name), None)
+                cm = next(
+                    (c for c in by_kind.get("ConfigMap", []) if c["metadata"]["name"] == cm_name),
+                    None,
+                )
                 if rep.check(cm is not None, f"{where}: ConfigMap {cm_name} exists"):
                     check_sluice_config(w, cm, rep, where, sluice_bin, tmpdir)
             if "secret" in vol:
@@ -509,16 +597,19 @@ def lens_fields(columns, where, rep, kinds):
         if order_agg.get("sourceField") not in (None, LENS_RECORDS):
             fields.add(order_agg["sourceField"])
         if params.get("orderBy", {}).get("type") == "column":
-            rep.check(params["orderBy"]["columnId"] in columns,
-                      f"{where}: column {cid} ranks by an existing column")
+            rep.check(
+                params["orderBy"]["columnId"] in columns,
+                f"{where}: column {cid} ranks by an existing column",
+            )
         for q in queries:
             fields |= kql_fields(q)
         if field and field != LENS_RECORDS:
             fields.add(field)
             kind = kinds.get(field)
             if op in BUCKET_OPS or op == "date_histogram":
-                rep.check(kind in AGGREGATABLE, f"{where}: {op} on {field} ({kind}) "
-                          "is aggregatable")
+                rep.check(
+                    kind in AGGREGATABLE, f"{where}: {op} on {field} ({kind}) is aggregatable"
+                )
             if op in NUMERIC_OPS:
                 rep.check(kind == "Long", f"{where}: {op} on {field} ({kind}) is numeric")
         for ref in col.get("references", []):
@@ -530,8 +621,10 @@ def check_kibana(repo, rep):
     kibana = repo / "deploy" / "kibana"
     schema = schema_fields(repo / "schemas" / "json" / "log_event.v1.schema.json")
     kinds = field_kinds(repo / "schemas" / "src" / "fields.rs")
-    rep.check(len(schema) > 30 and len(kinds) > 30,
-              f"event schema: {len(schema)} paths, fields.rs: {len(kinds)} indexed fields")
+    rep.check(
+        len(schema) > 30 and len(kinds) > 30,
+        f"event schema: {len(schema)} paths, fields.rs: {len(kinds)} indexed fields",
+    )
     for path in sorted(kibana.glob("*.ndjson")):
         objects, used = [], {}
         for n, line in enumerate(path.read_text().splitlines(), 1):
@@ -541,8 +634,10 @@ def check_kibana(repo, rep):
             except json.JSONDecodeError as err:
                 rep.fail(f"{where}: not JSON: {err}")
                 continue
-            if not rep.check(isinstance(obj, dict) and {"type", "id", "attributes"} <= set(obj),
-                             f"{where}: saved object with type, id, attributes"):
+            if not rep.check(
+                isinstance(obj, dict) and {"type", "id", "attributes"} <= set(obj),
+                f"{where}: saved object with type, id, attributes",
+            ):
                 continue
             objects.append(obj)
             attrs = obj["attributes"]
@@ -552,46 +647,65 @@ def check_kibana(repo, rep):
                 if obj["type"] == "index-pattern":
                     fields.add(attrs.get("timeFieldName"))
                     fields |= set(json.loads(attrs.get("fieldFormatMap", "{}")))
-                    rep.check(attrs.get("title") == "logs-sluice-*"
-                              and attrs.get("timeFieldName") == "@timestamp",
-                              f"{where}: data view over logs-sluice-* on @timestamp")
+                    rep.check(
+                        attrs.get("title") == "logs-sluice-*"
+                        and attrs.get("timeFieldName") == "@timestamp",
+                        f"{where}: data view over logs-sluice-* on @timestamp",
+                    )
                 elif obj["type"] == "lens":
                     state = attrs["state"]
                     fields |= kql_fields(state.get("query", {}).get("query", ""))
                     for layer in state["datasourceStates"]["formBased"]["layers"].values():
                         fields |= lens_fields(layer["columns"], where, rep, kinds)
-                        rep.check(sorted(layer["columnOrder"]) == sorted(layer["columns"]),
-                                  f"{where}: columnOrder lists every column")
+                        rep.check(
+                            sorted(layer["columnOrder"]) == sorted(layer["columns"]),
+                            f"{where}: columnOrder lists every column",
+                        )
                 elif obj["type"] == "dashboard":
                     panels = json.loads(attrs["panelsJSON"])
                     json.loads(attrs["optionsJSON"])
                     source = json.loads(attrs["kibanaSavedObjectMeta"]["searchSourceJSON"])
                     fields |= kql_fields(source.get("query", {}).get("query", ""))
                     refs = {r["name"] for r in obj["references"]}
-                    rep.check(panels and all(p["panelRefName"] in refs for p in panels),
-                              f"{where}: {len(panels)} panels, each with a reference")
+                    rep.check(
+                        panels and all(p["panelRefName"] in refs for p in panels),
+                        f"{where}: {len(panels)} panels, each with a reference",
+                    )
                 else:
                     rep.fail(f"{where}: unexpected saved object type {obj['type']}")
             except (KeyError, TypeError, json.JSONDecodeError) as err:
                 rep.fail(f"{where}: malformed: {err!r}")
             unknown = sorted(f for f in fields if f not in schema)
-            rep.check(not unknown, f"{where}: fields {sorted(fields)} in the event schema"
-                      + (f"; NOT in the schema: {unknown}" if unknown else ""))
+            rep.check(
+                not unknown,
+                f"{where}: fields {sorted(fields)} in the event schema"
+                + (f"; NOT in the schema: {unknown}" if unknown else ""),
+            )
             used[obj["id"]] = obj
         ids = {(o["type"], o["id"]) for o in objects}
-        dangling = [(o["id"], r) for o in objects for r in o.get("references", [])
-                    if (r["type"], r["id"]) not in ids]
-        rep.check(not dangling, f"{path.name}: every reference resolves"
-                  + (f"; dangling: {dangling}" if dangling else ""))
+        dangling = [
+            (o["id"], r)
+            for o in objects
+            for r in o.get("references", [])
+            if (r["type"], r["id"]) not in ids
+        ]
+        rep.check(
+            not dangling,
+            f"{path.name}: every reference resolves"
+            + (f"; dangling: {dangling}" if dangling else ""),
+        )
         rep.check(len(ids) == len(objects), f"{path.name}: object ids are unique")
         boards = [o["attributes"]["title"] for o in objects if o["type"] == "dashboard"]
         rep.check(len(boards) >= 4, f"{path.name}: dashboards {boards}")
     generator = kibana / "generate.py"
     if generator.exists():
-        out = subprocess.run([sys.executable, str(generator), "--stdout"], capture_output=True,
-                             text=True, check=True).stdout
-        rep.check(out == (kibana / "sluice.ndjson").read_text(),
-                  "sluice.ndjson is what generate.py writes (run it after editing)")
+        out = subprocess.run(
+            [sys.executable, str(generator), "--stdout"], capture_output=True, text=True, check=True
+        ).stdout
+        rep.check(
+            out == (kibana / "sluice.ndjson").read_text(),
+            "sluice.ndjson is what generate.py writes (run it after editing)",
+        )
 
 
 # ---- main ---------------------------------------------------------------------------------
@@ -620,10 +734,12 @@ def main():
         ALL_SERVICES.extend(d for d in docs if d["kind"] == "Service")
     used = set()
     for path, docs in renders.items():
-        rep.begin(f"{path.name}: {len(docs)} objects "
-                  f"({', '.join(sorted({d['kind'] for d in docs}))})")
-        used |= check_render(path, docs, args.k8s_version, rep, metrics, args.sluice_bin,
-                             args.tmpdir)
+        rep.begin(
+            f"{path.name}: {len(docs)} objects ({', '.join(sorted({d['kind'] for d in docs}))})"
+        )
+        used |= check_render(
+            path, docs, args.k8s_version, rep, metrics, args.sluice_bin, args.tmpdir
+        )
         rep.end()
     if used:
         print(f"   sluice metrics the rules use: {', '.join(sorted(used))}")
@@ -632,8 +748,10 @@ def main():
     rep.end()
     print(f"== total: {rep.checks} checks, {rep.errors} failed")
     if REQUIRED_SECRETS:
-        print("   Secrets the pods need, created by the operator (not in the manifests): "
-              + ", ".join(sorted(REQUIRED_SECRETS)))
+        print(
+            "   Secrets the pods need, created by the operator (not in the manifests): "
+            + ", ".join(sorted(REQUIRED_SECRETS))
+        )
     return 1 if rep.errors else 0
 
 
