@@ -356,7 +356,7 @@ impl Assembler {
             // Does the line continue the open record?
             let joins = match open.kind {
                 Kind::PyFrames => true,
-                Kind::PyDone => PY_CHAIN.contains(&msg),
+                Kind::PyDone => PY_CHAIN.iter().any(|c| msg.starts_with(c)),
                 Kind::PyChain => blank || msg.starts_with(PY_START),
                 Kind::Go => go_continuation(msg),
                 Kind::Single => {
@@ -520,5 +520,256 @@ fn append_capped(rec: &mut Assembled, bytes: &[u8], max: usize) {
         rec.flags |= flags::TRUNCATED;
     } else {
         rec.message.extend_from_slice(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MultilineRule;
+
+    /// Feeds `(stream, partial, message)` lines, one byte range per line, then flushes all.
+    fn run(cfg: &MultilineConfig, lines: &[(Option<Stream>, bool, &str)]) -> Vec<Assembled> {
+        run_max(cfg, 1024, lines)
+    }
+
+    fn run_max(
+        cfg: &MultilineConfig,
+        max_line_bytes: usize,
+        lines: &[(Option<Stream>, bool, &str)],
+    ) -> Vec<Assembled> {
+        let rules = Rules::new(cfg, max_line_bytes);
+        let mut asm = Assembler::default();
+        let mut out = Vec::new();
+        let now = Instant::now();
+        let mut offset = 0u64;
+        for (stream, partial, msg) in lines {
+            let end = offset + msg.len() as u64 + 1;
+            asm.push(
+                &rules,
+                PhysLine {
+                    offset,
+                    end,
+                    time: None,
+                    stream: *stream,
+                    partial: *partial,
+                    message: msg.as_bytes(),
+                    flags: 0,
+                },
+                now,
+                &mut out,
+            );
+            offset = end;
+        }
+        asm.flush(&rules, now, true, &mut out);
+        assert!(asm.is_empty());
+        out
+    }
+
+    fn messages(out: &[Assembled]) -> Vec<String> {
+        out.iter()
+            .map(|a| String::from_utf8_lossy(&a.message).into_owned())
+            .collect()
+    }
+
+    const E: Option<Stream> = Some(Stream::Stderr);
+    const O: Option<Stream> = Some(Stream::Stdout);
+
+    #[test]
+    fn python_chained_traceback_is_one_record() {
+        let lines = [
+            (O, false, "INFO started"),
+            (E, false, "Traceback (most recent call last):"),
+            (E, false, "  File \"app.py\", line 3, in <module>"),
+            (E, false, "    d['x']"),
+            (E, false, "KeyError: 'x'"),
+            (E, false, ""),
+            (
+                E,
+                false,
+                "During handling of the above exception, another exception occurred:",
+            ),
+            (E, false, ""),
+            (E, false, "Traceback (most recent call last):"),
+            (E, false, "  File \"app.py\", line 5, in <module>"),
+            (E, false, "    raise ValueError('bad')"),
+            (E, false, "ValueError: bad"),
+            (E, false, ""),
+            (E, false, "INFO next"),
+            (O, false, "INFO after"),
+        ];
+        let out = run(&MultilineConfig::default(), &lines);
+        let m = messages(&out);
+        assert_eq!(m.len(), 5, "{m:#?}");
+        assert!(m.iter().any(|s| s.starts_with("Traceback")
+            && s.ends_with("ValueError: bad")
+            && s.lines().count() == 11));
+        assert!(
+            m.contains(&String::new()),
+            "the trailing blank line is its own record"
+        );
+        let tb = out
+            .iter()
+            .find(|a| a.lines == 11)
+            .map(|a| (a.offset, a.end));
+        assert_eq!(
+            tb,
+            Some((
+                13,
+                13 + lines[1..12]
+                    .iter()
+                    .map(|l| l.2.len() as u64 + 1)
+                    .sum::<u64>()
+            ))
+        );
+        let total: u32 = out.iter().map(|a| a.lines).sum();
+        assert_eq!(
+            total as usize,
+            lines.len(),
+            "every line is in exactly one record"
+        );
+    }
+
+    #[test]
+    fn java_and_go_traces_join_and_plain_lines_pass_one_to_one() {
+        let lines = [
+            (E, false, "2020 ERROR request failed"),
+            (E, false, "java.lang.IllegalStateException: boom"),
+            (E, false, "\tat com.x.A.f(A.java:10)"),
+            (E, false, "Caused by: java.io.IOException: io"),
+            (E, false, "\tat com.x.B.g(B.java:3)"),
+            (E, false, "\t... 5 more"),
+            (
+                E,
+                false,
+                "panic: runtime error: index out of range [5] with length 3",
+            ),
+            (E, false, ""),
+            (E, false, "goroutine 1 [running]:"),
+            (E, false, "main.main()"),
+            (E, false, "\t/app/main.go:8 +0x1d"),
+            (E, false, "exit status 2"),
+            (E, false, "plain one"),
+            (E, false, "  at the moment nothing"),
+        ];
+        let m = messages(&run(&MultilineConfig::default(), &lines));
+        assert_eq!(m.len(), 5, "{m:#?}");
+        assert_eq!(m[0], "2020 ERROR request failed");
+        assert!(m[1].starts_with("java.lang.") && m[1].ends_with("... 5 more"));
+        assert!(m[2].starts_with("panic:") && m[2].ends_with("exit status 2"));
+        assert_eq!(m[3], "plain one");
+        assert_eq!(m[4], "  at the moment nothing");
+    }
+
+    #[test]
+    fn partials_merge_per_stream_when_interleaved() {
+        let lines = [
+            (O, true, "out-a "),
+            (E, true, "err-a "),
+            (O, false, "out-b"),
+            (E, true, "err-b "),
+            (E, false, "err-c"),
+        ];
+        let cfg = MultilineConfig {
+            enabled: false,
+            ..MultilineConfig::default()
+        };
+        let out = run(&cfg, &lines);
+        let m = messages(&out);
+        assert_eq!(m, vec!["out-a out-b", "err-a err-b err-c"]);
+        assert_eq!((out[0].offset, out[0].lines), (0, 2));
+        assert_eq!((out[1].offset, out[1].lines), (7, 3));
+    }
+
+    #[test]
+    fn limits_truncate_and_split_and_unterminated_partials_are_flagged() -> Result<(), String> {
+        let long = "x".repeat(100);
+        let cfg = MultilineConfig {
+            max_lines: 3,
+            ..MultilineConfig::default()
+        };
+        let lines = [
+            (O, false, long.as_str()),
+            (E, false, "Traceback (most recent call last):"),
+            (E, false, "  a"),
+            (E, false, "  b"),
+            (E, false, "  c"),
+            (O, true, "dangling"),
+        ];
+        let out = run_max(&cfg, 64, &lines);
+        let first = out
+            .iter()
+            .find(|a| a.offset == 0)
+            .ok_or("no first record")?;
+        assert_eq!(first.message.len(), 64);
+        assert_ne!(first.flags & flags::TRUNCATED, 0);
+        let split: Vec<&Assembled> = out
+            .iter()
+            .filter(|a| a.flags & flags::MULTILINE_SPLIT != 0)
+            .collect();
+        assert_eq!(split.len(), 1);
+        assert_eq!(split[0].lines, 3);
+        assert!(
+            out.iter()
+                .any(|a| a.flags & flags::PARTIAL_UNTERMINATED != 0 && a.message == b"dangling")
+        );
+        let total: u32 = out.iter().map(|a| a.lines).sum();
+        assert_eq!(total as usize, lines.len());
+        Ok(())
+    }
+
+    #[test]
+    fn user_rules_start_and_continue() {
+        let cfg = MultilineConfig {
+            java: false,
+            rules: vec![MultilineRule {
+                start_pattern: Some("^BEGIN".into()),
+                continue_pattern: "^\\|".into(),
+            }],
+            ..MultilineConfig::default()
+        };
+        let lines = [
+            (None, false, "BEGIN report"),
+            (None, false, "| row 1"),
+            (None, false, "| row 2"),
+            (None, false, "after"),
+            (None, false, "| orphan"),
+        ];
+        let m = messages(&run(&cfg, &lines));
+        assert_eq!(
+            m,
+            vec!["BEGIN report\n| row 1\n| row 2", "after", "| orphan"]
+        );
+    }
+
+    #[test]
+    fn flush_timeout_emits_an_open_record() {
+        let cfg = MultilineConfig::default();
+        let rules = Rules::new(&cfg, 1024);
+        let mut asm = Assembler::default();
+        let mut out = Vec::new();
+        let t0 = Instant::now();
+        let line = PhysLine {
+            offset: 0,
+            end: 4,
+            time: None,
+            stream: O,
+            partial: false,
+            message: b"abc",
+            flags: 0,
+        };
+        asm.push(&rules, line, t0, &mut out);
+        assert!(out.is_empty(), "held for a possible Java continuation");
+        assert_eq!(asm.open_start(), Some(0));
+        asm.flush(&rules, t0 + Duration::from_millis(10), false, &mut out);
+        assert!(out.is_empty());
+        asm.flush(
+            &rules,
+            t0 + Duration::from_millis(cfg.flush_timeout_ms),
+            false,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert!(asm.is_empty());
     }
 }

@@ -110,11 +110,13 @@ impl LineReader {
         }
     }
 
-    /// Reads up to about `budget` bytes and calls `f` for every complete line. When `drain`
-    /// is set and the source is at EOF, an unterminated last line is handed out too.
+    /// Reads up to about `budget` bytes and calls `f` for every complete line, at most
+    /// `line_budget` of them (the rest stays buffered). When `drain` is set and the source is
+    /// at EOF, an unterminated last line is handed out too.
     pub(crate) fn read_lines(
         &mut self,
         budget: usize,
+        line_budget: usize,
         drain: bool,
         mut f: impl FnMut(RawLine<'_>),
     ) -> io::Result<ReadOutcome> {
@@ -122,6 +124,9 @@ impl LineReader {
         loop {
             // Cut every complete line already buffered.
             while let Some(i) = memchr::memchr(b'\n', &self.buf[self.scan..]) {
+                if out.lines as usize >= line_budget {
+                    return Ok(out);
+                }
                 let nl = self.scan + i;
                 let end = self.offset + (nl + 1 - self.start) as u64;
                 match self.long.take() {
@@ -229,9 +234,11 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn collect(r: &mut LineReader, drain: bool) -> io::Result<Vec<(u64, u64, Vec<u8>, bool)>> {
+    type Line = (u64, u64, Vec<u8>, bool);
+
+    fn collect(r: &mut LineReader, drain: bool) -> io::Result<Vec<Line>> {
         let mut v = Vec::new();
-        r.read_lines(usize::MAX, drain, |l| {
+        r.read_lines(usize::MAX, usize::MAX, drain, |l| {
             v.push((l.offset, l.end, l.bytes.to_vec(), l.truncated))
         })?;
         Ok(v)

@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::io::Read as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -247,6 +246,9 @@ struct Known {
     finished: bool,
 }
 
+/// ((restart count, discovery sequence), file id): sorts a group's files oldest first.
+type FileOrder = ((u64, u64), u64);
+
 #[derive(Debug)]
 struct Tracked {
     id: u64,
@@ -255,11 +257,16 @@ struct Tracked {
     path: PathBuf,
     path_str: String,
     group: PathBuf,
-    order: (u64, u8, String, u64),
+    /// Read order inside the group: (restart count, discovery sequence). Files found in one
+    /// scan get sequence numbers in name order (rotated before live, oldest first); a file
+    /// found later is newer. The name is not used after discovery: a file's name changes
+    /// under rotation, and one deleted between two scans keeps no name at all.
+    order: (u64, u64),
     retired: bool,
     retired_eofs: u32,
     at_eof: bool,
-    format: Format,
+    /// Chosen from the first line read.
+    format: Option<Format>,
     reader: LineReader,
     asm: Assembler,
     path_meta: Option<PathMeta>,
@@ -319,29 +326,17 @@ fn lock(ledger: &SharedLedger) -> std::sync::MutexGuard<'_, Ledger> {
     }
 }
 
-/// Reads the first line of a file to choose its framing.
-fn detect_file_format(path: &std::path::Path, gz: bool, pods: bool) -> Format {
-    let mut head = Vec::with_capacity(discovery::FINGERPRINT_MAX_BYTES);
-    let read = File::open(path).and_then(|f| {
-        if gz {
-            flate2::read::MultiGzDecoder::new(f)
-                .take(discovery::FINGERPRINT_MAX_BYTES as u64)
-                .read_to_end(&mut head)
+/// The framing of a file, chosen from the first line read from it. A pod log is CRI unless
+/// it is docker JSON: a malformed first line must not turn the whole file into plain text.
+fn choose_format(first_line: &[u8], pods: bool) -> Format {
+    if pods {
+        if first_line.first() == Some(&b'{') {
+            Format::Docker
         } else {
-            f.take(discovery::FINGERPRINT_MAX_BYTES as u64)
-                .read_to_end(&mut head)
+            Format::Cri
         }
-    });
-    let first = match read {
-        Ok(_) => head.split(|b| *b == b'\n').next().unwrap_or(&[]),
-        Err(_) => &[],
-    };
-    match (decode::detect_format(first), pods) {
-        (Format::Docker, _) => Format::Docker,
-        // A pod log is CRI unless it is docker JSON: a malformed first line must not turn the
-        // whole file into plain text.
-        (_, true) => Format::Cri,
-        (f, false) => f,
+    } else {
+        decode::detect_format(first_line)
     }
 }
 
@@ -421,7 +416,6 @@ impl Worker {
                         t.retired = true;
                         IngestStats::add(&self.stats.rotations, 1);
                     }
-                    t.order = (c.order.0, c.order.1, c.order.2.clone(), t.order.3);
                 }
                 if let Some(k) = self.known.get_mut(&id) {
                     k.cp.seen_unix_secs = now_unix;
@@ -533,7 +527,6 @@ impl Worker {
                 return;
             }
         };
-        let format = detect_file_format(&c.path, c.gz, c.meta.is_some());
         let pod = c.meta.as_ref().and_then(|m| self.pods.get(&m.uid));
         let meta_gen = self.pods.generation();
         let (kubernetes, service) =
@@ -541,6 +534,10 @@ impl Worker {
         let path_str = c.path.to_string_lossy().into_owned();
         self.seq += 1;
         let retired = c.role == Role::Rotated;
+        if retired {
+            // First seen already rotated (renamed or compressed between two scans).
+            IngestStats::add(&self.stats.rotations, 1);
+        }
         self.known.entry(id).or_insert_with(|| {
             self.dirty = true;
             Known {
@@ -564,11 +561,11 @@ impl Worker {
                 path: c.path,
                 path_str,
                 group: c.group,
-                order: (c.order.0, c.order.1, c.order.2, self.seq),
+                order: (c.order.0, self.seq),
                 retired,
                 retired_eofs: 0,
                 at_eof: false,
-                format,
+                format: None,
                 reader,
                 asm: Assembler::default(),
                 path_meta: c.meta,
@@ -584,12 +581,12 @@ impl Worker {
 
     /// Reads every group's current file once. Returns true when any bytes were read.
     fn read_pass(&mut self) -> bool {
-        let mut groups: BTreeMap<PathBuf, Vec<((u64, u8, String, u64), u64)>> = BTreeMap::new();
+        let mut groups: BTreeMap<PathBuf, Vec<FileOrder>> = BTreeMap::new();
         for t in self.tracked.values() {
             groups
                 .entry(t.group.clone())
                 .or_default()
-                .push((t.order.clone(), t.id));
+                .push((t.order, t.id));
         }
         let mut progressed = false;
         for (_, mut files) in groups {
@@ -598,7 +595,13 @@ impl Worker {
                 if self.stopping() {
                     return progressed;
                 }
-                let (read, released) = self.read_file(id);
+                let unacked = lock(&self.ledger).unacked();
+                if unacked >= self.cfg.max_unacked_records {
+                    IngestStats::add(&self.stats.backpressure_pauses, 1);
+                    return progressed;
+                }
+                let line_budget = self.cfg.max_unacked_records - unacked;
+                let (read, released) = self.read_file(id, line_budget);
                 progressed |= read;
                 if self.batch.len() >= self.cfg.batch_max_records && !self.flush_batch(false) {
                     return progressed;
@@ -613,7 +616,7 @@ impl Worker {
     }
 
     /// Reads one file; returns (bytes were read, file was released).
-    fn read_file(&mut self, id: u64) -> (bool, bool) {
+    fn read_file(&mut self, id: u64, line_budget: usize) -> (bool, bool) {
         let now = Instant::now();
         let gen_now = self.pods.generation();
         let Some(t) = self.tracked.get_mut(&id) else {
@@ -637,38 +640,40 @@ impl Worker {
             return (false, true);
         }
         let drain = t.retired && t.retired_eofs + 1 >= RETIRED_EOF_READS;
-        let format = t.format;
+        let format = &mut t.format;
+        let pods = t.path_meta.is_some();
         let rules = &self.rules;
         let scratch = &mut self.scratch;
         let asm = &mut t.asm;
-        let result = t
-            .reader
-            .read_lines(READ_BUDGET_BYTES, drain, |raw: RawLine<'_>| {
-                let d = decode::decode_as(format, raw.bytes);
-                let mut fl = 0u16;
-                if raw.truncated {
-                    fl |= flags::TRUNCATED;
-                }
-                match d.error {
-                    Some(codes::MALFORMED_CRI) => fl |= flags::MALFORMED_CRI,
-                    Some(codes::MALFORMED_DOCKER_JSON) => fl |= flags::MALFORMED_DOCKER,
-                    _ => {}
-                }
-                asm.push(
-                    rules,
-                    PhysLine {
-                        offset: raw.offset,
-                        end: raw.end,
-                        time: d.time,
-                        stream: d.stream,
-                        partial: d.partial,
-                        message: &d.message,
-                        flags: fl,
-                    },
-                    now,
-                    scratch,
-                );
-            });
+        let result =
+            t.reader
+                .read_lines(READ_BUDGET_BYTES, line_budget, drain, |raw: RawLine<'_>| {
+                    let f = *format.get_or_insert_with(|| choose_format(raw.bytes, pods));
+                    let d = decode::decode_as(f, raw.bytes);
+                    let mut fl = 0u16;
+                    if raw.truncated {
+                        fl |= flags::TRUNCATED;
+                    }
+                    match d.error {
+                        Some(codes::MALFORMED_CRI) => fl |= flags::MALFORMED_CRI,
+                        Some(codes::MALFORMED_DOCKER_JSON) => fl |= flags::MALFORMED_DOCKER,
+                        _ => {}
+                    }
+                    asm.push(
+                        rules,
+                        PhysLine {
+                            offset: raw.offset,
+                            end: raw.end,
+                            time: d.time,
+                            stream: d.stream,
+                            partial: d.partial,
+                            message: &d.message,
+                            flags: fl,
+                        },
+                        now,
+                        scratch,
+                    );
+                });
         let outcome = match result {
             Ok(o) => o,
             Err(err) => {

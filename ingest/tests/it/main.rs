@@ -1,0 +1,7 @@
+//! Integration tests of the `ingest` crate: one binary, one module per area.
+
+mod decode;
+mod harness;
+mod kube;
+mod model;
+mod tailer;
