@@ -16,6 +16,15 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin sluice \
     && install -D -m 0755 target/release/sluice /out/sluice
+# The runtime image has glibc, libgcc_s, libstdc++, libgomp and OpenSSL 3 and nothing else
+# (no zlib, zstd, sasl...). Fail here, naming the library, rather than at start-up in a cluster:
+# a C dependency that links a system library dynamically must be built static instead.
+RUN missing=$(ldd /out/sluice | awk '/=>/ {print $1}' \
+        | grep -vE '^(libc|libm|libmvec|libpthread|libdl|librt|libresolv|libutil|libanl|libnss_[a-z]+|libgcc_s|libstdc\+\+|libgomp|libssl|libcrypto)\.so' \
+        || true); \
+    if [ -n "$missing" ]; then \
+        echo "sluice links shared libraries the runtime image lacks:" $missing >&2; exit 1; \
+    fi
 
 # Runtime: glibc and libgcc only (TLS is rustls, so no OpenSSL), no shell, no package manager.
 # The `nonroot` user is uid/gid 65532. The node agent overrides the user to read root-owned pod
