@@ -4,6 +4,10 @@ kubernetes-client): that version reads only files under `resources:` and wants d
 under `bases:`, which kustomize v5 deprecates. scripts/validate-deploy runs this on a
 temporary copy, so the checked-in kustomizations stay in the current form.
 
+The v2 render then equals the v5 one except that v2 also stamps `namespace: sluice` on the
+cluster-scoped PriorityClass (it does not know the kind is cluster-scoped); it is only
+validated, never applied.
+
     kustomize_v2.py DEPLOY_COPY_DIR
 """
 
