@@ -139,8 +139,8 @@ pub struct EsRetry {
     pub initial_backoff_ms: u64,
     /// Upper bound of the delay.
     pub max_backoff_ms: u64,
-    /// Give up on an item after this many attempts and report it unacknowledged (the caller
-    /// replays it later). `0` retries until the writer is shut down, which is what an indexer
+    /// Give up after this many consecutive attempts that settled nothing, and report the
+    /// remaining events unacknowledged (the caller replays them later). `0` retries until the writer is shut down, which is what an indexer
     /// that must not lose data wants.
     pub max_attempts: u32,
 }

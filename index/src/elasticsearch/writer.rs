@@ -372,6 +372,7 @@ impl Inner {
                 self.give_up(pending, results);
                 return;
             }
+            let pending_len = pending.len();
             let body = join_lines(&pending);
             let sent = tokio::select! {
                 sent = self.post_bulk(body) => sent,
@@ -394,6 +395,7 @@ impl Inner {
                     Round::Retry(pending)
                 }
             };
+            let sent_count = pending_len;
             pending = match round {
                 Round::Done => return,
                 Round::Split(a, b) => {
@@ -404,7 +406,14 @@ impl Inner {
                 Round::Retry(docs) => docs,
             };
             EsMetrics::add(&self.metrics.docs_retried, pending.len() as u64);
-            attempt += 1;
+            // Attempts count rounds without progress: a round that settled some documents
+            // retries the rest after the shortest delay, so a partial 429 storm does not push
+            // the backoff to its cap while the cluster is in fact accepting work.
+            attempt = if pending.len() < sent_count {
+                1
+            } else {
+                attempt + 1
+            };
             if self.retry.max_attempts > 0 && attempt >= self.retry.max_attempts {
                 tracing::error!(
                     data_stream = %self.data_stream,

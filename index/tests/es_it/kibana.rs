@@ -1,0 +1,1 @@
+//! Kibana saved objects (filled in below).
