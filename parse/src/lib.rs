@@ -163,10 +163,13 @@ impl Parser {
     /// carries no readable timestamp.
     pub fn parse_line(&mut self, line: &[u8], fallback_time: DateTime<Utc>) -> LogEvent {
         let mut problems = Problems::default();
-        let text = String::from_utf8_lossy(line);
-        if matches!(text, Cow::Owned(_)) {
-            problems.add(Problem::InvalidUtf8);
-        }
+        let text = match std::str::from_utf8(line) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => {
+                problems.add(Problem::InvalidUtf8);
+                String::from_utf8_lossy(line)
+            }
+        };
         self.parse_text(&text, fallback_time, problems)
     }
 

@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use crate::{ParseError, RedactionConfig};
 
@@ -94,25 +94,46 @@ enum Trigger {
     UrlUserinfo,
 }
 
-/// Trigger words (matched ASCII-case-insensitively; verifiers re-check case where it matters).
-const TRIGGERS: &[(&str, Trigger)] = &[
+/// Keywords announcing a `key=value` secret, with the kind of the value. Matched in their
+/// lower-case, UPPER-case and Capitalized spellings (plus the camelCase forms listed), which
+/// keeps the automaton case-sensitive so the SIMD literal prefilter can run.
+const KEYWORDS: &[(&str, Kind)] = &[
+    ("password", Kind::Password),
+    ("passwd", Kind::Password),
+    ("pwd", Kind::Password),
+    ("passphrase", Kind::Password),
+    ("secret", Kind::Secret),
+    ("private_key", Kind::PrivateKey),
+    ("token", Kind::Token),
+    ("api_key", Kind::ApiKey),
+    ("apikey", Kind::ApiKey),
+    ("api-key", Kind::ApiKey),
+];
+
+/// camelCase spellings the three case variants do not produce.
+const CAMEL_KEYWORDS: &[(&str, Kind)] = &[
+    ("apiKey", Kind::ApiKey),
+    ("APIKey", Kind::ApiKey),
+    ("privateKey", Kind::PrivateKey),
+];
+
+/// Suffixes a keyword may carry before its separator: `secret_key`, `secret_access_key`,
+/// `secretKey`, `SECRET_KEY`, `token_value`... (checked case-insensitively, `_`/`-` kept).
+const KEY_SUFFIXES: &[&str] = &["_access_key", "accesskey", "_key", "key", "-key", "_value"];
+
+/// Most automaton patterns for which aho-corasick still uses its SIMD (Teddy) prefilter;
+/// past it every byte goes through the automaton, several times slower.
+const MAX_PREFILTER_PATTERNS: usize = 64;
+
+/// Case-sensitive triggers: fixed vendor spellings.
+const LITERAL_TRIGGERS: &[(&str, Trigger)] = &[
     ("eyJ", Trigger::Jwt),
     ("bearer", Trigger::Bearer),
+    ("Bearer", Trigger::Bearer),
+    ("BEARER", Trigger::Bearer),
     ("AKIA", Trigger::Aws),
     ("ASIA", Trigger::Aws),
     ("-----BEGIN", Trigger::PrivateKey),
-    ("password", Trigger::KeyValue(Kind::Password)),
-    ("passwd", Trigger::KeyValue(Kind::Password)),
-    ("pwd", Trigger::KeyValue(Kind::Password)),
-    ("passphrase", Trigger::KeyValue(Kind::Password)),
-    ("secret", Trigger::KeyValue(Kind::Secret)),
-    ("secret_key", Trigger::KeyValue(Kind::Secret)),
-    ("secret_access_key", Trigger::KeyValue(Kind::Secret)),
-    ("private_key", Trigger::KeyValue(Kind::PrivateKey)),
-    ("token", Trigger::KeyValue(Kind::Token)),
-    ("api_key", Trigger::KeyValue(Kind::ApiKey)),
-    ("apikey", Trigger::KeyValue(Kind::ApiKey)),
-    ("api-key", Trigger::KeyValue(Kind::ApiKey)),
     // Vendor prefixes: OpenAI/Anthropic, xAI, GitHub, GitLab, Slack, Stripe, Google.
     ("sk-", Trigger::Prefix { min_body: 20 }),
     ("xai-", Trigger::Prefix { min_body: 20 }),
@@ -131,6 +152,27 @@ const TRIGGERS: &[(&str, Trigger)] = &[
     ("://", Trigger::UrlUserinfo),
 ];
 
+/// Every trigger spelling with what it asks the verifier to check.
+fn triggers() -> Vec<(String, Trigger)> {
+    let mut out: Vec<(String, Trigger)> = LITERAL_TRIGGERS
+        .iter()
+        .map(|(p, t)| ((*p).to_owned(), *t))
+        .collect();
+    for (kw, kind) in KEYWORDS {
+        let mut capital = kw.to_string();
+        capital[..1].make_ascii_uppercase();
+        for spelling in [kw.to_string(), kw.to_ascii_uppercase(), capital] {
+            if !out.iter().any(|(p, _)| *p == spelling) {
+                out.push((spelling, Trigger::KeyValue(*kind)));
+            }
+        }
+    }
+    for (kw, kind) in CAMEL_KEYWORDS {
+        out.push(((*kw).to_owned(), Trigger::KeyValue(*kind)));
+    }
+    out
+}
+
 /// Shortest JWT segment we accept: a real header is ≥ 20 base64 characters, so shorter
 /// `eyJ...` runs are ordinary data.
 const MIN_JWT_SEGMENT: usize = 10;
@@ -140,23 +182,29 @@ const MIN_BEARER_TOKEN: usize = 8;
 const MAX_PEM_HEADER: usize = 64;
 /// Card numbers have 13 to 19 digits (ISO/IEC 7812).
 const CARD_DIGITS: std::ops::RangeInclusive<usize> = 13..=19;
+/// Fewest bytes a card number spans (13 digits, no separators): the card scan's skip distance.
+const MIN_CARD_SPAN: usize = 13;
 
 /// Finds and replaces secrets. Built once per [`crate::Parser`].
 #[derive(Debug)]
 pub(crate) struct Redactor {
     ac: AhoCorasick,
+    triggers: Vec<(String, Trigger)>,
     config: RedactionConfig,
 }
 
 impl Redactor {
     pub(crate) fn try_new(config: &RedactionConfig) -> Result<Redactor, ParseError> {
+        let triggers = triggers();
+        debug_assert!(triggers.len() <= MAX_PREFILTER_PATTERNS, "{} triggers", triggers.len());
         let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
-            .build(TRIGGERS.iter().map(|(p, _)| p))
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(triggers.iter().map(|(p, _)| p))
             .map_err(|e| ParseError::RedactionMatcher(e.to_string()))?;
         Ok(Redactor {
             ac,
+            triggers,
             config: config.clone(),
         })
     }
@@ -174,7 +222,7 @@ impl Redactor {
             if m.start() < copied {
                 continue;
             }
-            let (_, trigger) = TRIGGERS[m.pattern().as_usize()];
+            let (ref spelling, trigger) = self.triggers[m.pattern().as_usize()];
             let hit = match trigger {
                 Trigger::Jwt => verify_jwt(b, m.start()),
                 Trigger::Bearer => verify_bearer(b, m.start(), m.end()),
@@ -185,7 +233,7 @@ impl Redactor {
                 }
                 Trigger::KeyValue(_) => None,
                 Trigger::Prefix { min_body } => {
-                    verify_prefix(b, m.start(), m.end(), min_body, TRIGGERS[m.pattern().as_usize()].0)
+                    verify_prefix(b, m.start(), m.end(), min_body, spelling)
                 }
                 Trigger::UrlUserinfo if self.config.key_values => verify_userinfo(b, m.end()),
                 Trigger::UrlUserinfo => None,
@@ -334,11 +382,19 @@ fn ends_value(c: u8) -> bool {
 }
 
 fn verify_key_value(b: &[u8], start: usize, end: usize, kind: Kind) -> Hit {
-    // `db_password`, `x-api-key`, `"password"` are keys; `mypassword` is not.
-    if start > 0 && b[start - 1].is_ascii_alphanumeric() {
+    // `db_password`, `x-api-key`, `"password"`, camelCase `accessToken` are keys;
+    // `mypassword` is not.
+    let camel = b[start].is_ascii_uppercase() && start > 0 && b[start - 1].is_ascii_lowercase();
+    if start > 0 && b[start - 1].is_ascii_alphanumeric() && !camel {
         return None;
     }
     let mut i = end;
+    for suffix in KEY_SUFFIXES {
+        if b.get(i..i + suffix.len()).is_some_and(|s| s.eq_ignore_ascii_case(suffix.as_bytes())) {
+            i += suffix.len();
+            break;
+        }
+    }
     // Closing quote of a quoted key: `"`, `'` or an escaped `\"` inside a JSON string.
     let mut key_quoted = false;
     if b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'"') {
@@ -428,7 +484,15 @@ fn redact_cards(s: &str, kinds: &mut Kinds) -> Option<String> {
     let mut i = 0;
     while i < b.len() {
         if !b[i].is_ascii_digit() {
-            i += 1;
+            // Skip ahead: a card spans at least 13 card bytes (digits and separators), so
+            // when the byte 12 ahead is not one, no card starts anywhere in between.
+            match b.get(i + MIN_CARD_SPAN - 1) {
+                None => break,
+                Some(c) if !(c.is_ascii_digit() || *c == b' ' || *c == b'-') => {
+                    i += MIN_CARD_SPAN;
+                }
+                Some(_) => i += 1,
+            }
             continue;
         }
         let start = i;
@@ -530,6 +594,10 @@ mod tests {
             ("postgres://app:pa55w0rd@db:5432/x".into(), "postgres://app:[REDACTED:password]@db:5432/x", "password"),
             ("k=-----BEGIN RSA PRIVATE KEY-----\\nMIIEow\\n-----END RSA PRIVATE KEY----- done".into(), "k=[REDACTED:private_key] done", "private_key"),
             (r#"{"msg":"{\"secret\":\"abc\"}"}"#.into(), r#"{"msg":"{\"secret\":\"[REDACTED:secret]\"}"}"#, "secret"),
+            (r#"{"accessToken":"abc.def","Password":"x"}"#.into(), r#"{"accessToken":"[REDACTED:token]","Password":"[REDACTED:password]"}"#, "token"),
+            ("API_KEY=abcdef0123 next".into(), "API_KEY=[REDACTED:api_key] next", "api_key"),
+            ("aws_secret_access_key=wJalrXUtnFEMI/K7MDENG next".into(), "aws_secret_access_key=[REDACTED:secret] next", "secret"),
+            (r#"{"clientSecretKey": "abc"}"#.into(), r#"{"clientSecretKey": "[REDACTED:secret]"}"#, "secret"),
         ];
         for (input, want, kind) in cases {
             let (got, kinds) = redact(&input);
