@@ -30,7 +30,12 @@ impl Rng {
 fn events() -> Vec<LogEvent> {
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
     let services: Vec<String> = (0..SERVICES).map(|i| format!("svc-{i:02}")).collect();
-    let routes = ["/api/sessions/", "/api/orders/", "/api/cart/", "/api/users/"];
+    let routes = [
+        "/api/sessions/",
+        "/api/orders/",
+        "/api/cart/",
+        "/api/users/",
+    ];
     let t0 = 1_796_378_400i64;
     let mut out = Vec::with_capacity(EVENTS);
     for i in 0..EVENTS {
@@ -48,22 +53,38 @@ fn events() -> Vec<LogEvent> {
             };
             let ms = 20 + rng.below(200) + if rng.below(100) == 0 { 2500 } else { 0 };
             ev = LogEvent::new(ts, format!("GET {path} HTTP/1.1\" {status} 512 0.{ms:03}"));
-            ev.log.level = Some(if status >= 500 { Level::Error } else { Level::Info });
+            ev.log.level = Some(if status >= 500 {
+                Level::Error
+            } else {
+                Level::Info
+            });
             ev.http.request.method = Some("GET".into());
             ev.http.response.status_code = Some(status);
             ev.url.path = Some(path);
             ev.event.duration = Some(ms as i64 * 1_000_000);
         } else if kind < 97 {
-            ev = LogEvent::new(ts, format!("cache refreshed in {} ms for tenant 42", rng.below(50)));
+            ev = LogEvent::new(
+                ts,
+                format!("cache refreshed in {} ms for tenant 42", rng.below(50)),
+            );
             ev.log.level = Some(Level::Info);
         } else if kind < 98 {
-            ev = LogEvent::new(ts, "psycopg2.OperationalError: connection to server at \"postgres\" (10.96.4.2), port 5432 failed: Connection refused");
+            ev = LogEvent::new(
+                ts,
+                "psycopg2.OperationalError: connection to server at \"postgres\" (10.96.4.2), port 5432 failed: Connection refused",
+            );
             ev.log.level = Some(Level::Error);
         } else if kind < 99 {
-            ev = LogEvent::new(ts, "HTTP Request: POST https://api.stripe.com/v1/charges \"HTTP/1.1 503 Service Unavailable\"");
+            ev = LogEvent::new(
+                ts,
+                "HTTP Request: POST https://api.stripe.com/v1/charges \"HTTP/1.1 503 Service Unavailable\"",
+            );
             ev.log.level = Some(Level::Info);
         } else {
-            ev = LogEvent::new(ts, "failed to render recommendation widget: KeyError: 'sku'");
+            ev = LogEvent::new(
+                ts,
+                "failed to render recommendation widget: KeyError: 'sku'",
+            );
             ev.log.level = Some(Level::Error);
         }
         ev.service.name = Some(svc.clone());

@@ -308,8 +308,7 @@ pub const ID_PLACEHOLDER: &str = "<id>";
 pub fn normalize_route(path: &str, out: &mut String) {
     out.clear();
     let path = path.split(['?', '#']).next().unwrap_or("");
-    let mut segments = 0;
-    for seg in path.split('/').filter(|s| !s.is_empty()) {
+    for (segments, seg) in path.split('/').filter(|s| !s.is_empty()).enumerate() {
         if segments == MAX_ROUTE_SEGMENTS {
             out.push_str("/…");
             break;
@@ -320,7 +319,6 @@ pub fn normalize_route(path: &str, out: &mut String) {
         } else {
             seg
         });
-        segments += 1;
     }
     if out.is_empty() {
         out.push('/');
@@ -411,7 +409,8 @@ mod tests {
     #[test]
     fn upstream_failures_table() -> Result<(), String> {
         use UpstreamFailureKind::*;
-        let cases: &[(&str, Option<(UpstreamFailureKind, Option<&str>)>)] = &[
+        type Case<'a> = (&'a str, Option<(UpstreamFailureKind, Option<&'a str>)>);
+        let cases: &[Case<'_>] = &[
             (
                 "HTTP Request: POST https://api.stripe.com/v1/charges \"HTTP/1.1 503 Service Unavailable\"",
                 Some((ServerError, Some("api.stripe.com"))),

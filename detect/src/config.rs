@@ -514,7 +514,7 @@ pub(crate) fn validate_rule(
         ("for_secs", rule.for_secs),
         ("resolve_for_secs", rule.resolve_for_secs),
     ] {
-        if secs % bucket_secs != 0 {
+        if !secs.is_multiple_of(bucket_secs) {
             return bad(
                 field,
                 format!("{secs} is not a multiple of bucket_secs ({bucket_secs})"),

@@ -94,17 +94,17 @@ impl Phase {
     }
 
     fn promote(&mut self, now: i64, t: Timing) -> Option<Transition> {
-        if let Phase::Pending { since } = *self {
-            if now - since >= t.for_secs {
+        match *self {
+            Phase::Pending { since } if now - since >= t.for_secs => {
                 *self = Phase::Firing {
                     since,
                     last_sent: now,
                     calm_since: None,
                 };
-                return Some(Transition::Firing { starts_at: since });
+                Some(Transition::Firing { starts_at: since })
             }
+            _ => None,
         }
-        None
     }
 
     pub(crate) fn is_active(&self) -> bool {

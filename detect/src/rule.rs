@@ -411,12 +411,11 @@ impl Rule {
                 transitions.push((hash, t, eval));
             }
             // The baseline learns only from calm windows with enough samples.
-            if this.cfg.kind == RuleKind::Anomaly && !key.phase.is_active() {
-                if let Some(x) = eval.value {
-                    if !this.ratio_mode || eval.total >= this.min_samples.max(1) {
-                        key.baseline.update(x, this.anomaly.alpha);
-                    }
-                }
+            let learn = this.cfg.kind == RuleKind::Anomaly
+                && !key.phase.is_active()
+                && (!this.ratio_mode || eval.total >= this.min_samples.max(1));
+            if let (true, Some(x)) = (learn, eval.value) {
+                key.baseline.update(x, this.anomaly.alpha);
             }
             active += usize::from(key.phase.is_active());
             let forget_after = if this.cfg.kind == RuleKind::Anomaly {
@@ -715,9 +714,9 @@ fn format_ns(ns: f64) -> String {
 }
 
 fn format_secs(s: u64) -> String {
-    if s % 3600 == 0 {
+    if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")

@@ -26,7 +26,10 @@ fn memory_per_key_stays_small() -> anyhow::Result<()> {
     let bytes = d.state_bytes();
     let per_key = bytes as u64 / keys.max(1);
     eprintln!("{keys} keys, {bytes} bytes of state, {per_key} bytes per key");
-    assert!(keys >= 30 * 4, "expected several keys per service, got {keys}");
+    assert!(
+        keys >= 30 * 4,
+        "expected several keys per service, got {keys}"
+    );
     // Latency keys hold a sketch per bucket; the documented bound is 64 KiB for a busy key.
     assert!(per_key < 64 * 1024, "{per_key} bytes per key");
     Ok(())

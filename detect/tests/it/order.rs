@@ -23,7 +23,15 @@ pub fn incident_stream(seed: u64) -> Vec<LogEvent> {
     traffic::traffic(&mut rng, &bad, t + 480.0, t + 840.0, &mut evs);
     traffic::traffic(&mut rng, &ok, t + 840.0, t + 1500.0, &mut evs);
     traffic::db_errors(&mut rng, &ok, t + 600.0, t + 700.0, 0.5, &mut evs);
-    traffic::upstream_errors(&mut rng, &ok, "api.stripe.com", t + 500.0, t + 650.0, 0.5, &mut evs);
+    traffic::upstream_errors(
+        &mut rng,
+        &ok,
+        "api.stripe.com",
+        t + 500.0,
+        t + 650.0,
+        0.5,
+        &mut evs,
+    );
     traffic::sort(&mut evs);
     evs
 }
@@ -94,9 +102,15 @@ fn events_beyond_the_lateness_bound_are_counted_not_used() -> anyhow::Result<()>
     let now = T0 as f64 + 100.0;
     d.process(&mut traffic::request(&mut rng, &p, now), &mut out);
     let lateness = cfg.allowed_lateness_secs as f64;
-    d.process(&mut traffic::request(&mut rng, &p, now - lateness + 1.0), &mut out);
+    d.process(
+        &mut traffic::request(&mut rng, &p, now - lateness + 1.0),
+        &mut out,
+    );
     assert_eq!(d.stats().late_events, 0);
-    d.process(&mut traffic::request(&mut rng, &p, now - lateness - 20.0), &mut out);
+    d.process(
+        &mut traffic::request(&mut rng, &p, now - lateness - 20.0),
+        &mut out,
+    );
     assert_eq!(d.stats().late_events, 1);
     assert_eq!(d.stats().events, 3);
     Ok(())

@@ -28,10 +28,16 @@ pub fn run(cfg: &DetectConfig, events: &mut [LogEvent]) -> anyhow::Result<Vec<Em
     for ev in events.iter_mut() {
         newest = newest.max(ev.timestamp.timestamp());
         d.process(ev, &mut out);
-        emitted.extend(out.drain(..).map(|alert| Emitted { at_secs: newest, alert }));
+        emitted.extend(out.drain(..).map(|alert| Emitted {
+            at_secs: newest,
+            alert,
+        }));
     }
     d.finish(&mut out);
-    emitted.extend(out.drain(..).map(|alert| Emitted { at_secs: newest, alert }));
+    emitted.extend(out.drain(..).map(|alert| Emitted {
+        at_secs: newest,
+        alert,
+    }));
     assert_eq!(d.stats().late_events, 0, "sorted input has no late events");
     Ok(emitted)
 }
@@ -106,7 +112,10 @@ fn check(emitted: &[Emitted], expected: &[&str], forbidden: &[&str]) -> anyhow::
             detected - incident_start,
             deadline - incident_start
         );
-        assert!(detected >= incident_start, "{name} fired before the incident");
+        assert!(
+            detected >= incident_start,
+            "{name} fired before the incident"
+        );
         eprintln!(
             "{name}: detected {} s after the incident start (deadline {} s)",
             detected - incident_start,
@@ -119,7 +128,8 @@ fn check(emitted: &[Emitted], expected: &[&str], forbidden: &[&str]) -> anyhow::
             first.alert.annotations
         );
         let resolved = emitted.iter().any(|e| {
-            e.alert.status == AlertStatus::Resolved && e.alert.fingerprint == first.alert.fingerprint
+            e.alert.status == AlertStatus::Resolved
+                && e.alert.fingerprint == first.alert.fingerprint
         });
         assert!(resolved, "{name} never resolved after recovery");
     }
@@ -167,7 +177,11 @@ fn high_error_rate_incident() -> anyhow::Result<()> {
         traffic::traffic(rng, &p, from, to, out);
     });
     let emitted = run(&DetectConfig::default(), &mut evs)?;
-    check(&emitted, &["HighErrorRate", "SloErrorRate"], &["HighLatency", "DatabaseConnectionError"])
+    check(
+        &emitted,
+        &["HighErrorRate", "SloErrorRate"],
+        &["HighLatency", "DatabaseConnectionError"],
+    )
 }
 
 #[test]
@@ -200,7 +214,11 @@ fn database_connection_incident() -> anyhow::Result<()> {
         traffic::db_errors(rng, &p, from, to, 0.5, out);
     });
     let emitted = run(&DetectConfig::default(), &mut evs)?;
-    check(&emitted, &["DatabaseConnectionError"], &["HighErrorRate", "HighLatency"])
+    check(
+        &emitted,
+        &["DatabaseConnectionError"],
+        &["HighErrorRate", "HighLatency"],
+    )
 }
 
 #[test]
@@ -211,12 +229,19 @@ fn external_api_incident() -> anyhow::Result<()> {
         traffic::upstream_errors(rng, &p, "api.stripe.com", from, to, 0.5, out);
     });
     let emitted = run(&DetectConfig::default(), &mut evs)?;
-    check(&emitted, &["ExternalApiFailures"], &["HighErrorRate", "DatabaseConnectionError"])?;
+    check(
+        &emitted,
+        &["ExternalApiFailures"],
+        &["HighErrorRate", "DatabaseConnectionError"],
+    )?;
     let first = emitted
         .iter()
         .find(|e| e.alert.name() == "ExternalApiFailures")
         .ok_or_else(|| anyhow::anyhow!("missing"))?;
-    assert_eq!(first.alert.labels.get("upstream").map(String::as_str), Some("api.stripe.com"));
+    assert_eq!(
+        first.alert.labels.get("upstream").map(String::as_str),
+        Some("api.stripe.com")
+    );
     Ok(())
 }
 
@@ -228,7 +253,11 @@ fn error_rate_anomaly_incident() -> anyhow::Result<()> {
         traffic::error_surge(rng, &p, from, to, 3.0, out);
     });
     let emitted = run(&DetectConfig::default(), &mut evs)?;
-    check(&emitted, &["ErrorRateAnomaly"], &["HighErrorRate", "SloErrorRate", "HighLatency"])
+    check(
+        &emitted,
+        &["ErrorRateAnomaly"],
+        &["HighErrorRate", "SloErrorRate", "HighLatency"],
+    )
 }
 
 #[test]
@@ -239,7 +268,11 @@ fn slo_error_rate_incident() -> anyhow::Result<()> {
         traffic::traffic(rng, &p, from, to, out);
     });
     let emitted = run(&DetectConfig::default(), &mut evs)?;
-    check(&emitted, &["SloErrorRate"], &["HighErrorRate", "HighLatency"])
+    check(
+        &emitted,
+        &["SloErrorRate"],
+        &["HighErrorRate", "HighLatency"],
+    )
 }
 
 #[test]
@@ -254,7 +287,10 @@ fn slo_latency_incident() -> anyhow::Result<()> {
 }
 
 /// 70 min of healthy traffic with background errors; optionally a disturbance in the middle.
-fn quiet(seed: u64, disturbance: impl Fn(&mut Rng, f64, f64, &mut Vec<LogEvent>)) -> anyhow::Result<()> {
+fn quiet(
+    seed: u64,
+    disturbance: impl Fn(&mut Rng, f64, f64, &mut Vec<LogEvent>),
+) -> anyhow::Result<()> {
     let mut rng = Rng::new(seed);
     let mut evs = Vec::new();
     let start = T0 as f64;

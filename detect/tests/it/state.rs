@@ -43,7 +43,10 @@ fn restart_neither_refires_nor_loses_an_alert() -> anyhow::Result<()> {
         second.finish(&mut got);
         assert_eq!(got, want, "restart at {split} changed the alerts");
     }
-    assert!(restarted_while_firing, "no split point restarted during a firing alert");
+    assert!(
+        restarted_while_firing,
+        "no split point restarted during a firing alert"
+    );
     Ok(())
 }
 
@@ -74,8 +77,15 @@ fn reload_keeps_the_state_of_unchanged_rules() -> anyhow::Result<()> {
     slo.threshold = Some(Threshold::Duration("750ms".into()));
     changed.rules.push(slo);
     d.reload(&changed)?;
-    assert_eq!(d.window_partials("HighErrorRate"), before, "unchanged rule lost its window");
-    assert!(d.window_partials("SloLatency").is_empty(), "changed rule kept stale state");
+    assert_eq!(
+        d.window_partials("HighErrorRate"),
+        before,
+        "unchanged rule lost its window"
+    );
+    assert!(
+        d.window_partials("SloLatency").is_empty(),
+        "changed rule kept stale state"
+    );
     assert_eq!(d.stats().rule_states_dropped, 1);
     feed(&mut d, &mut tail.to_vec(), &mut got);
     d.finish(&mut got);
@@ -85,8 +95,15 @@ fn reload_keeps_the_state_of_unchanged_rules() -> anyhow::Result<()> {
         v.iter().filter(|a| a.name() == name).cloned().collect()
     };
     for name in ["HighErrorRate", "HighLatency", "DatabaseConnectionError"] {
-        assert_eq!(only(&got, name), only(&baseline, name), "{name} changed across reload");
-        assert!(!only(&got, name).is_empty(), "{name} should have fired in this stream");
+        assert_eq!(
+            only(&got, name),
+            only(&baseline, name),
+            "{name} changed across reload"
+        );
+        assert!(
+            !only(&got, name).is_empty(),
+            "{name} should have fired in this stream"
+        );
     }
     Ok(())
 }
@@ -105,7 +122,10 @@ fn invalid_reload_and_foreign_state_are_refused() -> anyhow::Result<()> {
         ..DetectConfig::default()
     };
     let state = Detector::try_new(&other)?.snapshot();
-    let err = d.restore(state).err().ok_or_else(|| anyhow::anyhow!("restored"))?;
+    let err = d
+        .restore(state)
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("restored"))?;
     assert_eq!(err.error_code(), "detect_restore_failed");
 
     let mut state = d.snapshot();

@@ -127,7 +127,11 @@ pub fn request(rng: &mut Rng, p: &Profile, t: f64) -> LogEvent {
         t,
         format!("GET {path} HTTP/1.1\" {status} 512 {:.3}", ms / 1000.0),
     );
-    ev.log.level = Some(if status >= 500 { Level::Error } else { Level::Info });
+    ev.log.level = Some(if status >= 500 {
+        Level::Error
+    } else {
+        Level::Info
+    });
     ev.http.request.method = Some("GET".to_owned());
     ev.http.response.status_code = Some(status);
     ev.url.path = Some(path);
@@ -149,11 +153,22 @@ pub fn app_line(rng: &mut Rng, p: &Profile, t: f64) -> LogEvent {
 }
 
 /// `per_sec` app error lines per second (an error surge that is not HTTP 5xx).
-pub fn error_surge(rng: &mut Rng, p: &Profile, from: f64, to: f64, per_sec: f64, out: &mut Vec<LogEvent>) {
+pub fn error_surge(
+    rng: &mut Rng,
+    p: &Profile,
+    from: f64,
+    to: f64,
+    per_sec: f64,
+    out: &mut Vec<LogEvent>,
+) {
     let n = ((to - from) * per_sec).round() as u64;
     for i in 0..n {
         let t = from + (i as f64 + rng.f64()) / per_sec;
-        let mut ev = base(p, t, "order pipeline failed: ValueError: invalid currency".into());
+        let mut ev = base(
+            p,
+            t,
+            "order pipeline failed: ValueError: invalid currency".into(),
+        );
         ev.log.level = Some(Level::Error);
         out.push(ev);
     }
@@ -166,7 +181,14 @@ pub const DB_ERRORS: &[&str] = &[
     "asyncpg.exceptions.TooManyConnectionsError: sorry, too many clients already",
 ];
 
-pub fn db_errors(rng: &mut Rng, p: &Profile, from: f64, to: f64, per_sec: f64, out: &mut Vec<LogEvent>) {
+pub fn db_errors(
+    rng: &mut Rng,
+    p: &Profile,
+    from: f64,
+    to: f64,
+    per_sec: f64,
+    out: &mut Vec<LogEvent>,
+) {
     let n = ((to - from) * per_sec).round() as u64;
     for i in 0..n {
         let t = from + (i as f64 + rng.f64()) / per_sec;
@@ -178,18 +200,30 @@ pub fn db_errors(rng: &mut Rng, p: &Profile, from: f64, to: f64, per_sec: f64, o
 }
 
 /// httpx / requests failures against `host`.
-pub fn upstream_errors(rng: &mut Rng, p: &Profile, host: &str, from: f64, to: f64, per_sec: f64, out: &mut Vec<LogEvent>) {
+pub fn upstream_errors(
+    rng: &mut Rng,
+    p: &Profile,
+    host: &str,
+    from: f64,
+    to: f64,
+    per_sec: f64,
+    out: &mut Vec<LogEvent>,
+) {
     let n = ((to - from) * per_sec).round() as u64;
     for i in 0..n {
         let t = from + (i as f64 + rng.f64()) / per_sec;
         let (msg, level) = if rng.f64() < 0.5 {
             (
-                format!("HTTP Request: POST https://{host}/v1/charges \"HTTP/1.1 503 Service Unavailable\""),
+                format!(
+                    "HTTP Request: POST https://{host}/v1/charges \"HTTP/1.1 503 Service Unavailable\""
+                ),
                 Level::Info,
             )
         } else {
             (
-                format!("requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='{host}', port=443): Read timed out. (read timeout=5)"),
+                format!(
+                    "requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='{host}', port=443): Read timed out. (read timeout=5)"
+                ),
                 Level::Error,
             )
         };
