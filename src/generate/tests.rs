@@ -507,6 +507,23 @@ fn incidents_fit_the_span_and_the_logs_show_them() -> anyhow::Result<()> {
         "background 5xx ratio {background}"
     );
 
+    // The other incidents stay clear of the runbook's error-rate and latency thresholds, so
+    // each raises only its own alert.
+    for kind in IncidentKind::ALL {
+        if matches!(kind, IncidentKind::ErrorBurst | IncidentKind::LatencySpike) {
+            continue;
+        }
+        let i = find(kind)?;
+        let r = ratio(&|t| in_window(t, i));
+        ensure!(r < 0.04, "{kind}: 5xx ratio {r}");
+        let p = p95(access
+            .iter()
+            .filter(|a| in_window(a.time, i))
+            .map(|a| a.duration_ms)
+            .collect());
+        ensure!(p < 1_000.0, "{kind}: p95 {p}");
+    }
+
     // latency_spike: p95 above 3 s.
     let ls = find(IncidentKind::LatencySpike)?;
     let spike_p95 = p95(access
