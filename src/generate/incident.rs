@@ -250,7 +250,9 @@ impl Timeline {
         } else {
             WARMUP_S.min((span_s / 10.0) as i64)
         };
-        let mut budget_s = span_s as i64 - warmup_s;
+        // The quiet gap after the last slot may run past the end of the span: an incident
+        // that ends with the span has still lasted long enough to fire.
+        let mut budget_s = span_s as i64 - warmup_s + GAP_S;
         let mut incidents = Vec::new();
         let mut skipped = Vec::new();
         for &kind in selected {
@@ -412,10 +414,10 @@ mod tests {
 
     #[test]
     fn short_span_skips_what_does_not_fit_and_episodes_never_overlap() {
-        // 40 minutes: warm-up 4 min, then two incidents of 14 min each; the rest is skipped,
-        // and the 36 min budget leaves 8 min: not enough for the spike, enough for the slow
-        // minute.
-        let t = Timeline::plan(0, 40.0 * 60.0, &IncidentKind::ALL, false);
+        // 35 minutes: warm-up 3.5 min, then two incidents of 8 + 6 min each; the rest is
+        // skipped. 3.5 min remain (plus the last gap): not enough for the spike (4 + 6),
+        // enough for the slow minute (1 + 6).
+        let t = Timeline::plan(0, 35.0 * 60.0, &IncidentKind::ALL, false);
         assert_eq!(t.skipped.len(), 5);
         let kinds: Vec<EpisodeKind> = t.episodes.iter().map(|e| e.kind).collect();
         assert_eq!(
@@ -430,10 +432,26 @@ mod tests {
             assert!(w[0].end_ns + GAP_S * NANOS_PER_SEC <= w[1].start_ns);
         }
         let last = t.episodes.last().map(|e| e.end_ns).unwrap_or(0);
-        assert!(last <= 40 * 60 * NANOS_PER_SEC);
+        assert!(last <= 35 * 60 * NANOS_PER_SEC);
         let mid = t.episodes[1].start_ns + 1;
         assert_eq!(t.phase_at(mid).incident, Some(IncidentKind::ErrorBurst));
         assert_eq!(t.phase_at(0), Phase::default());
+    }
+
+    #[test]
+    fn live_plan_starts_with_incidents_after_a_short_warmup() {
+        let t = Timeline::plan(0, 24.0 * 3600.0, &IncidentKind::ALL, true);
+        assert!(t.skipped.is_empty());
+        assert_eq!(t.episodes[0].start_ns, LIVE_WARMUP_S * NANOS_PER_SEC);
+        assert_eq!(
+            t.episodes[0].kind,
+            EpisodeKind::Incident(IncidentKind::ErrorBurst)
+        );
+        assert_eq!(t.episodes.len(), 9);
+        assert!(matches!(t.episodes[8].kind, EpisodeKind::Decoy(_)));
+        // A ten-minute demo still shows one incident: the gap after it may pass the end.
+        let short = Timeline::plan(0, 10.0 * 60.0, &[IncidentKind::BruteForce], true);
+        assert!(short.skipped.is_empty());
     }
 
     #[test]
