@@ -267,6 +267,10 @@ struct Tracked {
     at_eof: bool,
     /// Chosen from the first line read.
     format: Option<Format>,
+    /// Directory key and fingerprint length, to re-check the file's identity.
+    dir_key: String,
+    fp_len: u64,
+    gz: bool,
     reader: LineReader,
     asm: Assembler,
     path_meta: Option<PathMeta>,
@@ -290,8 +294,9 @@ struct Worker {
     known: HashMap<u64, Known>,
     tracked: HashMap<u64, Tracked>,
     by_inode: HashMap<(u64, u64), u64>,
-    /// (dev, inode) to (mtime, file id) of files seen but not tracked (copies, finished files).
-    fp_cache: HashMap<(u64, u64), (i64, u64)>,
+    /// (dev, inode) to (mtime, file id, fingerprint length) of files seen but not tracked
+    /// (copies, finished files).
+    fp_cache: HashMap<(u64, u64), (i64, u64, u64)>,
     ledger: SharedLedger,
     stats: Arc<IngestStats>,
     pods: Arc<PodCache>,
@@ -337,6 +342,23 @@ fn choose_format(first_line: &[u8], pods: bool) -> Format {
         }
     } else {
         decode::detect_format(first_line)
+    }
+}
+
+/// True while the tracked file still holds the content it was identified by: not shorter
+/// than what was read or than its fingerprint, and the same first line.
+fn same_identity(t: &Tracked) -> bool {
+    let consumed = t.reader.position() + t.reader.pending_bytes() as u64;
+    match t.reader.file_len() {
+        Ok(Some(len)) if len < consumed || len < t.fp_len => return false,
+        Ok(_) => {}
+        Err(_) => return true,
+    }
+    match discovery::fingerprint_bytes(&t.path, false, false) {
+        Ok(Some(fp)) => discovery::file_id(&t.dir_key, &fp) == t.id,
+        Ok(None) => false,
+        // Unreadable under its path (e.g. just renamed): the fd is still the same file.
+        Err(_) => true,
     }
 }
 
@@ -422,13 +444,15 @@ impl Worker {
                 }
                 continue;
             }
-            let id = match self.fp_cache.get(&(c.dev, c.ino)) {
-                Some(&(mtime, id)) if mtime == c.mtime_ns => id,
+            let (id, fp_len) = match self.fp_cache.get(&(c.dev, c.ino)) {
+                Some(&(mtime, id, fp_len)) if mtime == c.mtime_ns => (id, fp_len),
                 _ => match discovery::fingerprint_bytes(&c.path, c.gz, c.role == Role::Rotated) {
                     Ok(Some(fp)) => {
                         let id = discovery::file_id(&c.dir_key, &fp);
-                        self.fp_cache.insert((c.dev, c.ino), (c.mtime_ns, id));
-                        id
+                        let fp_len = fp.len() as u64;
+                        self.fp_cache
+                            .insert((c.dev, c.ino), (c.mtime_ns, id, fp_len));
+                        (id, fp_len)
                     }
                     Ok(None) => continue,
                     Err(err) => {
@@ -452,9 +476,22 @@ impl Worker {
                 waiting += 1;
                 continue;
             }
-            self.open(c, id, first_scan);
+            self.open(c, id, fp_len, first_scan);
         }
         self.waiting = waiting;
+        // A tracked file whose content was replaced in place (copytruncate, even before we
+        // read anything from it) must not go on under its old id.
+        let replaced: Vec<u64> = self
+            .tracked
+            .values()
+            .filter(|t| !t.gz && !t.retired && seen.contains(&(t.dev, t.ino)))
+            .filter(|t| !same_identity(t))
+            .map(|t| t.id)
+            .collect();
+        for id in replaced {
+            IngestStats::add(&self.stats.truncations, 1);
+            self.finish(id, false);
+        }
         for t in self.tracked.values_mut() {
             if !t.retired && !seen.contains(&(t.dev, t.ino)) {
                 // Renamed out of view or deleted: drain it, then release it.
@@ -480,7 +517,7 @@ impl Worker {
         IngestStats::set(&self.stats.files_watched, self.tracked.len() as u64);
     }
 
-    fn open(&mut self, c: Candidate, id: u64, first_scan: bool) {
+    fn open(&mut self, c: Candidate, id: u64, fp_len: u64, first_scan: bool) {
         let known = self.known.get(&id);
         let mut start = match known {
             Some(k) => k.read_pos.unwrap_or(k.cp.offset),
@@ -566,6 +603,9 @@ impl Worker {
                 retired_eofs: 0,
                 at_eof: false,
                 format: None,
+                dir_key: c.dir_key,
+                fp_len,
+                gz: c.gz,
                 reader,
                 asm: Assembler::default(),
                 path_meta: c.meta,
@@ -632,7 +672,7 @@ impl Worker {
         // copytruncate: the file shrank below what we consumed.
         let consumed = t.reader.position() + t.reader.pending_bytes() as u64;
         if let Ok(Some(len)) = t.reader.file_len()
-            && len < consumed
+            && (len < consumed || len < t.fp_len)
         {
             IngestStats::add(&self.stats.truncations, 1);
             tracing::info!(path = %t.path.display(), size = len, offset = consumed, "file truncated in place (copytruncate)");
