@@ -33,6 +33,8 @@ pub struct Faults {
     pub max_content_length: usize,
     /// When set, requests must carry `Authorization: ApiKey <this>`.
     pub required_api_key: Option<String>,
+    /// Keep only the `_id`s, not the documents: for benchmarks that store millions.
+    pub ids_only: bool,
 }
 
 #[derive(Debug, Default)]
@@ -655,6 +657,7 @@ async fn bulk(
             ));
             continue;
         }
+        let doc = if faults.ids_only { Value::Null } else { doc };
         ds.docs.insert(id.clone(), doc);
         shared.created.fetch_add(1, Ordering::Relaxed);
         items.push(item(
@@ -680,13 +683,11 @@ async fn bulk(
 
 #[cfg(test)]
 mod tests {
-    use super::pattern_matches;
-
     #[test]
     fn wildcard_patterns() {
-        assert!(pattern_matches("logs-sluice-*", "logs-sluice-default"));
-        assert!(!pattern_matches("logs-sluice-*", "logs-other-default"));
-        assert!(pattern_matches("logs-*-*", "logs-sluice-x"));
-        assert!(pattern_matches("exact", "exact"));
+        assert!(super::pattern_matches("logs-sluice-*", "logs-sluice-default"));
+        assert!(!super::pattern_matches("logs-sluice-*", "logs-other-default"));
+        assert!(super::pattern_matches("logs-*-*", "logs-sluice-x"));
+        assert!(super::pattern_matches("exact", "exact"));
     }
 }
