@@ -27,6 +27,8 @@ mod access;
 mod config;
 mod duration;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod json;
 mod level;
 mod logfmt;

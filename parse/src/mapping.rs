@@ -217,7 +217,7 @@ fn lookup(ctx: Ctx, key: &str) -> (Option<Role>, Option<Ctx>, DurUnit) {
             }
             "method" | "httpmethod" | "requestmethod" | "httprequestmethod" | "verb"
             | "clientrequestmethod" => role(R::Method),
-            "path" | "endpoint" | "urlpath" | "requestpath" => role(R::Path),
+            "path" | "endpoint" | "urlpath" | "requestpath" | "httppath" => role(R::Path),
             "url" => both(R::Url, Ctx::Url),
             "uri" | "requesturi" | "urloriginal" | "clientrequesturi" | "requesturl"
             | "urlfull" => role(R::Url),

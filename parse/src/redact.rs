@@ -114,6 +114,7 @@ const KEYWORDS: &[(&str, Kind)] = &[
 const CAMEL_KEYWORDS: &[(&str, Kind)] = &[
     ("apiKey", Kind::ApiKey),
     ("APIKey", Kind::ApiKey),
+    ("Api-Key", Kind::ApiKey),
     ("privateKey", Kind::PrivateKey),
 ];
 
@@ -479,6 +480,7 @@ fn verify_userinfo(b: &[u8], end: usize) -> Hit {
 /// (`ORD-…`, `#…`, `_…`, `/…` before it are ids or paths, not cards).
 fn redact_cards(s: &str, kinds: &mut Kinds) -> Option<String> {
     let b = s.as_bytes();
+    let json_like = s.trim_start().starts_with('{');
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut i = 0;
@@ -540,7 +542,18 @@ fn redact_cards(s: &str, kinds: &mut Kinds) -> Option<String> {
         }
         let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
         o.push_str(&s[copied..start]);
-        push_marker(o, Kind::CardNumber);
+        // A bare JSON number (`"card": 4111…`) must become a string, or the document breaks.
+        let bare_json_number = json_like
+            && start > 0
+            && b[start - 1] != b'"'
+            && b[..start].iter().rev().find(|c| **c != b' ').is_some_and(|c| matches!(c, b':' | b'[' | b','));
+        if bare_json_number {
+            o.push('"');
+            push_marker(o, Kind::CardNumber);
+            o.push('"');
+        } else {
+            push_marker(o, Kind::CardNumber);
+        }
         kinds.add(Kind::CardNumber);
         copied = end;
     }
@@ -591,6 +604,7 @@ mod tests {
             ("XAI key xai-AbCdEfGhIjKlMnOpQrStUv0123456789".into(), "XAI key [REDACTED:api_key]", "api_key"),
             ("ghp_ABCDEFGHIJ0123456789abcdefghij".into(), "[REDACTED:api_key]", "api_key"),
             ("paid with 4111 1111 1111 1111 today".into(), "paid with [REDACTED:card_number] today", "card_number"),
+            (r#"{"card": 4111111111111111, "n": [4111111111111111]}"#.into(), r#"{"card": "[REDACTED:card_number]", "n": ["[REDACTED:card_number]"]}"#, "card_number"),
             ("postgres://app:pa55w0rd@db:5432/x".into(), "postgres://app:[REDACTED:password]@db:5432/x", "password"),
             ("k=-----BEGIN RSA PRIVATE KEY-----\\nMIIEow\\n-----END RSA PRIVATE KEY----- done".into(), "k=[REDACTED:private_key] done", "private_key"),
             (r#"{"msg":"{\"secret\":\"abc\"}"}"#.into(), r#"{"msg":"{\"secret\":\"[REDACTED:secret]\"}"}"#, "secret"),
