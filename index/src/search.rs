@@ -17,7 +17,9 @@ use schemas::fields;
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::columnar::ColumnValues;
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, Occur, Query, QueryParser, QueryParserError, RangeQuery,
+};
 use tantivy::schema::Value;
 use tantivy::tokenizer::TokenizerManager;
 use tantivy::{DocId, IndexReader, ReloadPolicy, SegmentReader, TantivyDocument, Term};
@@ -251,11 +253,23 @@ impl Searcher {
         let user: Box<dyn Query> = if text.is_empty() || text == "*" {
             Box::new(AllQuery)
         } else {
-            self.inner
-                .parser
-                .parse_query(text)
-                .map_err(|e| IndexError::BadRequest(format!("invalid query {text:?}: {e}")))?
+            match self.inner.parser.parse_query(text) {
+                Ok(query) => query,
+                // `NOT x` alone means "everything but x" to someone searching logs; tantivy
+                // wants it spelled `* NOT x`.
+                Err(QueryParserError::AllButQueryForbidden) => self
+                    .inner
+                    .parser
+                    .parse_query(&format!("* {text}"))
+                    .map_err(|e| IndexError::BadRequest(format!("invalid query {text:?}: {e}")))?,
+                Err(e) => {
+                    return Err(IndexError::BadRequest(format!(
+                        "invalid query {text:?}: {e}"
+                    )));
+                }
+            }
         };
+        let user = complete_negations(user);
         let ts = self.inner.schema.timestamp;
         let term = |t: DateTime<Utc>| -> Result<Term, IndexError> {
             let ns = t
@@ -382,6 +396,28 @@ impl Searcher {
     pub fn retention_days(&self) -> u32 {
         self.inner.retention_days
     }
+}
+
+/// Gives every purely negative boolean clause a positive "match all" side.
+///
+/// tantivy parses `a AND NOT b` as `+a +(-b)`, and a boolean query with only `MustNot` clauses
+/// matches nothing, so the whole query would match nothing; someone searching logs means
+/// "a, except b".
+fn complete_negations(query: Box<dyn Query>) -> Box<dyn Query> {
+    let Some(boolean) = query.downcast_ref::<BooleanQuery>() else {
+        return query;
+    };
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = boolean
+        .clauses()
+        .iter()
+        .map(|(occur, sub)| (*occur, complete_negations(sub.box_clone())))
+        .collect();
+    if !clauses.is_empty() && clauses.iter().all(|(occur, _)| *occur == Occur::MustNot) {
+        clauses.insert(0, (Occur::Must, Box::new(AllQuery)));
+    }
+    let mut rebuilt = BooleanQuery::new(clauses);
+    rebuilt.set_minimum_number_should_match(boolean.get_minimum_number_should_match());
+    Box::new(rebuilt)
 }
 
 /// Scores each hit by its sort key; hits at or after the cursor score `None` and are dropped.
