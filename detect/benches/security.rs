@@ -33,7 +33,13 @@ fn events() -> Vec<LogEvent> {
         "okhttp/4.12.0",
         "python-requests/2.31.0",
     ];
-    let routes = ["/api/orders/", "/api/users/", "/products/", "/api/search", "/static/app."];
+    let routes = [
+        "/api/orders/",
+        "/api/users/",
+        "/products/",
+        "/api/search",
+        "/static/app.",
+    ];
     let attacks = [
         "/item?id=1%27%20OR%20%271%27%3D%271",
         "/../../etc/passwd",
@@ -52,10 +58,17 @@ fn events() -> Vec<LogEvent> {
             let (path, query) = match route {
                 "/api/search" => (
                     route.to_string(),
-                    Some(format!("q=red+shoes+size+{}&page={}&sort=price%20asc", r.below(50), r.below(9))),
+                    Some(format!(
+                        "q=red+shoes+size+{}&page={}&sort=price%20asc",
+                        r.below(50),
+                        r.below(9)
+                    )),
                 ),
                 "/static/app." => (format!("/static/app.{:x}.js", r.next() & 0xffffff), None),
-                _ => (format!("{route}{}", r.below(100_000)), Some(format!("ref=home&utm_source=news{}", r.below(9)))),
+                _ => (
+                    format!("{route}{}", r.below(100_000)),
+                    Some(format!("ref=home&utm_source=news{}", r.below(9))),
+                ),
             };
             let status = if r.below(50) == 0 { 404 } else { 200 };
             let mut ev = LogEvent::new(ts, format!("GET {path} {status}"));
@@ -69,13 +82,32 @@ fn events() -> Vec<LogEvent> {
             ev
         } else if kind < 95 {
             match r.below(3) {
-                0 => LogEvent::new(ts, format!("Accepted publickey for deploy from {ip} port {} ssh2: RSA SHA256:abc", 1024 + r.below(60000))),
-                1 => LogEvent::new(ts, format!("order {} paid in {} ms", r.below(1_000_000), r.below(900))),
-                _ => LogEvent::new(ts, "pam_unix(sshd:session): session opened for user deploy by (uid=0)"),
+                0 => LogEvent::new(
+                    ts,
+                    format!(
+                        "Accepted publickey for deploy from {ip} port {} ssh2: RSA SHA256:abc",
+                        1024 + r.below(60000)
+                    ),
+                ),
+                1 => LogEvent::new(
+                    ts,
+                    format!("order {} paid in {} ms", r.below(1_000_000), r.below(900)),
+                ),
+                _ => LogEvent::new(
+                    ts,
+                    "pam_unix(sshd:session): session opened for user deploy by (uid=0)",
+                ),
             }
         } else if kind < 98 {
             let ip = format!("198.51.100.{}", r.below(200));
-            LogEvent::new(ts, format!("Failed password for invalid user admin{} from {ip} port {} ssh2", r.below(50), 1024 + r.below(60000)))
+            LogEvent::new(
+                ts,
+                format!(
+                    "Failed password for invalid user admin{} from {ip} port {} ssh2",
+                    r.below(50),
+                    1024 + r.below(60000)
+                ),
+            )
         } else {
             let target = attacks[r.below(attacks.len() as u64) as usize];
             let (path, query) = match target.split_once('?') {
@@ -87,7 +119,11 @@ fn events() -> Vec<LogEvent> {
             ev.url.path = Some(path);
             ev.url.query = query;
             ev.http.response.status_code = Some(404);
-            ev.user_agent.original = Some(if r.below(2) == 0 { "sqlmap/1.7.2#stable".into() } else { agents[0].into() });
+            ev.user_agent.original = Some(if r.below(2) == 0 {
+                "sqlmap/1.7.2#stable".into()
+            } else {
+                agents[0].into()
+            });
             ev
         };
         out.push(ev);

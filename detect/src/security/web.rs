@@ -215,35 +215,47 @@ const SIGNATURES: &[(AttackKind, &str)] = &[
     ),
 ];
 
-/// Bytes and words one of the signatures needs (before decoding). A field with none of them
-/// cannot match, so most benign requests skip decoding and the regex set.
-const TRIGGERS: &[&str] = &[
-    "%",
-    "'",
-    "\"",
-    "`",
-    "<",
-    ">",
-    "(",
-    ")",
-    ";",
-    "|",
-    "$",
-    "{",
-    "..",
-    "\\",
+/// Words any signature needs, whatever the field. A field holding none of them nor one of
+/// the field's trigger characters cannot match, so most requests skip decoding and the regex
+/// set. Encoded forms are listed explicitly (`%27` for `'`): a bare `%` is too common in
+/// benign queries (`%20`) to be a trigger.
+const TRIGGER_WORDS: &[&str] = &[
+    "%25",
+    "%27",
+    "%22",
+    "%60",
+    "%3c",
+    "%3e",
+    "%28",
+    "%29",
+    "%3b",
+    "%7c",
+    "%24",
+    "%7b",
+    "%2e",
+    "%5c",
+    "%u",
+    "%00",
+    "%0a",
+    "%0d",
+    "%26",
     "&#",
-    "+",
+    "..",
     "union",
     "select",
     "sleep",
+    "benchmark",
     "waitfor",
     "information_schema",
     "@@",
-    "into",
+    "outfile",
+    "dumpfile",
     "null",
     "order",
-    "from",
+    "load_file",
+    "extractvalue",
+    "updatexml",
+    "group_concat",
     "javascript",
     "vbscript",
     "script",
@@ -253,11 +265,14 @@ const TRIGGERS: &[&str] = &[
     "win.ini",
     "boot.ini",
     "system.ini",
+    "c:\\",
     "/bin/",
     "cmd",
     "jndi",
-    "://",
+    "gopher:",
+    "dict:",
     "169.254",
+    "metadata.google",
     "php",
     "eval",
     "class.module",
@@ -266,9 +281,32 @@ const TRIGGERS: &[&str] = &[
     "jmx-console",
     "web-console",
     "jbossmq",
-    "ifs",
+    "{ifs}",
     "_memberaccess",
+    "concat",
+    "char",
+    "chr",
 ];
+
+/// Characters that carry attack syntax in a path or query. User agents and referers hold
+/// `(`, `)` and `;` in every browser string, so there only the rarer ones count.
+const TRIGGER_CHARS_REQUEST: &[u8] = b"'\"`<>();|${}\\";
+const TRIGGER_CHARS_HEADER: &[u8] = b"'\"`<>|${}\\";
+
+const fn byte_table(chars: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < chars.len() {
+        table[chars[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+static REQUEST_CHAR_TABLE: [bool; 256] = byte_table(TRIGGER_CHARS_REQUEST);
+static HEADER_CHAR_TABLE: [bool; 256] = byte_table(TRIGGER_CHARS_HEADER);
+
+/// SSRF needs a scheme in the query; checked only there.
+const TRIGGER_SSRF: &[&str] = &["://"];
 
 /// Known scanner and attack-tool user agents (lower case substrings).
 const SCANNER_AGENTS: &[&str] = &[
@@ -432,6 +470,7 @@ const LOGIN_PATH_MARKERS: &[&str] = &[
 #[derive(Debug)]
 pub struct WebMatcher {
     triggers: AhoCorasick,
+    ssrf_triggers: AhoCorasick,
     signatures: RegexSet,
     kinds: Vec<AttackKind>,
     scanners: AhoCorasick,
@@ -467,7 +506,8 @@ impl WebMatcher {
             .build()
             .map_err(|e| e.to_string())?;
         Ok(WebMatcher {
-            triggers: ci(with(TRIGGERS, &[]))?,
+            triggers: ci(with(TRIGGER_WORDS, &[]))?,
+            ssrf_triggers: ci(with(TRIGGER_SSRF, &[]))?,
             signatures,
             kinds: SIGNATURES.iter().map(|(k, _)| *k).collect(),
             scanners: ci(with(SCANNER_AGENTS, extra_scanner_agents))?,
@@ -480,7 +520,14 @@ impl WebMatcher {
     pub fn attacks(&self, field: Field, value: &str) -> AttackSet {
         let value = clip(value);
         let mut set = AttackSet::default();
-        if !self.triggers.is_match(value) {
+        let table = match field {
+            Field::Path | Field::Query => &REQUEST_CHAR_TABLE,
+            Field::UserAgent | Field::Referrer => &HEADER_CHAR_TABLE,
+        };
+        let triggered = value.bytes().any(|b| table[b as usize])
+            || self.triggers.is_match(value)
+            || (field == Field::Query && self.ssrf_triggers.is_match(value));
+        if !triggered {
             return set;
         }
         let decoded = normalize(value, field == Field::Query);
