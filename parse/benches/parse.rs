@@ -14,7 +14,13 @@ use parse::{ParseConfig, Parser};
 /// cache like a real batch of a few hundred KB.
 const BATCH_LINES: usize = 1000;
 
-const PATHS: [&str; 5] = ["/api/chat", "/api/users/42", "/api/orders", "/healthz", "/api/search"];
+const PATHS: [&str; 5] = [
+    "/api/chat",
+    "/api/users/42",
+    "/api/orders",
+    "/healthz",
+    "/api/search",
+];
 const METHODS: [&str; 4] = ["GET", "POST", "GET", "DELETE"];
 
 /// uvicorn access logs through python-json-logger, as our workload generator writes them.
@@ -52,11 +58,14 @@ fn app_line(i: usize) -> String {
         20 + i % 400,
         i % 10000,
         (i as u128).wrapping_mul(0x2545_f491_4f6c_dd1d),
-        i % 2 == 0,
+        i.is_multiple_of(2),
     )
 }
 
-fn batch(make: fn(usize) -> String) -> (Vec<String>, u64) {
+/// Builds the i-th line of a synthetic batch.
+type LineMaker = fn(usize) -> String;
+
+fn batch(make: LineMaker) -> (Vec<String>, u64) {
     let lines: Vec<String> = (0..BATCH_LINES).map(make).collect();
     let bytes = lines.iter().map(|l| l.len() as u64).sum();
     (lines, bytes)
@@ -68,13 +77,28 @@ fn bench(c: &mut Criterion) {
     let ingress = |i: usize| {
         format!(
             r#"10.42.{}.{} - - [04/Dec/2026:10:00:{:02} +0000] "GET /api/chat?session={} HTTP/1.1" 200 {} "-" "python-httpx/0.27.0" 312 0.{:03} [default-chat-8000] [] 10.42.1.{}:8000 {} 0.{:03} 200 {:032x}"#,
-            i % 256, (i * 3) % 256, i % 60, i, 500 + i % 3000, i % 1000, i % 256, 500 + i % 3000, i % 1000, i as u128 * 7919
+            i % 256,
+            (i * 3) % 256,
+            i % 60,
+            i,
+            500 + i % 3000,
+            i % 1000,
+            i % 256,
+            500 + i % 3000,
+            i % 1000,
+            i as u128 * 7919
         )
     };
     let python = |i: usize| {
-        format!("2026-12-04 10:00:{:02},{:03} - app.chat - WARNING - upstream slow: model=grok-4 latency={}ms attempt={}", i % 60, i % 1000, 100 + i % 5000, i % 3)
+        format!(
+            "2026-12-04 10:00:{:02},{:03} - app.chat - WARNING - upstream slow: model=grok-4 latency={}ms attempt={}",
+            i % 60,
+            i % 1000,
+            100 + i % 5000,
+            i % 3
+        )
     };
-    let cases: [(&str, fn(usize) -> String); 4] = [
+    let cases: [(&str, LineMaker); 4] = [
         ("fastapi_uvicorn_json", access_line),
         ("fastapi_structlog_json", app_line),
         ("ingress_nginx", ingress),

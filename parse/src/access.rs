@@ -67,7 +67,8 @@ pub(crate) fn parse_clf(line: &str, ev: &mut LogEvent, problems: &mut Problems) 
     if let Some(ip) = client_ip(host) {
         ev.client.ip = Some(ip.to_owned());
     } else {
-        ev.app.insert("remote_host".into(), Value::String(host.to_owned()));
+        ev.app
+            .insert("remote_host".into(), Value::String(host.to_owned()));
     }
     if user != "-" {
         ev.user.name = Some(user.to_owned());
@@ -112,40 +113,44 @@ fn ingress_tail(tail: &str, ev: &mut LogEvent) {
         return;
     }
     let mut rest = tail;
-    if let Some((len, r)) = token(rest) {
-        if let Ok(n) = len.parse::<u64>() {
-            ev.app.insert("request_length".into(), Value::from(n));
+    if let Some((len, r)) = token(rest)
+        && let Ok(n) = len.parse::<u64>()
+    {
+        ev.app.insert("request_length".into(), Value::from(n));
+        rest = r;
+        if let Some((t, r)) = token(rest)
+            && let Some(ns) = crate::duration::from_str(t, crate::duration::DurUnit::Seconds)
+        {
+            ev.event.duration = Some(ns);
             rest = r;
-            if let Some((t, r)) = token(rest) {
-                if let Some(ns) = crate::duration::from_str(t, crate::duration::DurUnit::Seconds) {
-                    ev.event.duration = Some(ns);
-                    rest = r;
-                }
-            }
         }
     }
-    if let Some(r) = rest.strip_prefix('[') {
-        if let Some((name, r)) = r.split_once("] ") {
-            if !name.is_empty() {
-                ev.app.insert("upstream_name".into(), Value::String(name.to_owned()));
-            }
-            rest = r;
-            if let Some(r2) = rest.strip_prefix('[') {
-                if let Some((_, r3)) = r2.split_once("] ") {
-                    rest = r3;
-                }
-            }
+    if let Some(r) = rest.strip_prefix('[')
+        && let Some((name, r)) = r.split_once("] ")
+    {
+        if !name.is_empty() {
+            ev.app
+                .insert("upstream_name".into(), Value::String(name.to_owned()));
+        }
+        rest = r;
+        if let Some(r2) = rest.strip_prefix('[')
+            && let Some((_, r3)) = r2.split_once("] ")
+        {
+            rest = r3;
         }
     }
     let mut middle = rest.trim();
-    if let Some((head, last)) = middle.rsplit_once(' ') {
-        if last.len() == REQ_ID_HEX && last.bytes().all(|c| c.is_ascii_hexdigit()) {
-            ev.app.insert("request_id".into(), Value::String(last.to_owned()));
-            middle = head.trim();
-        }
+    if let Some((head, last)) = middle.rsplit_once(' ')
+        && last.len() == REQ_ID_HEX
+        && last.bytes().all(|c| c.is_ascii_hexdigit())
+    {
+        ev.app
+            .insert("request_id".into(), Value::String(last.to_owned()));
+        middle = head.trim();
     }
     if !middle.is_empty() {
-        ev.app.insert("upstream".into(), Value::String(middle.to_owned()));
+        ev.app
+            .insert("upstream".into(), Value::String(middle.to_owned()));
     }
 }
 
@@ -159,7 +164,11 @@ pub(crate) fn uvicorn_body(body: &str, ev: &mut LogEvent) -> bool {
         return false;
     };
     let status = rest.trim_start().split(' ').next().unwrap_or("");
-    let Some(status) = status.parse::<u16>().ok().filter(|s| (100..=599).contains(s)) else {
+    let Some(status) = status
+        .parse::<u16>()
+        .ok()
+        .filter(|s| (100..=599).contains(s))
+    else {
         return false;
     };
     let Some((method, target, version)) = split_request_line(request) else {
@@ -171,10 +180,10 @@ pub(crate) fn uvicorn_body(body: &str, ev: &mut LogEvent) -> bool {
         ev.http.version = version.map(str::to_owned);
     }
     ev.http.response.status_code = Some(status);
-    if ev.client.ip.is_none() {
-        if let Some(ip) = client_ip(client.trim()) {
-            ev.client.ip = Some(ip.to_owned());
-        }
+    if ev.client.ip.is_none()
+        && let Some(ip) = client_ip(client.trim())
+    {
+        ev.client.ip = Some(ip.to_owned());
     }
     true
 }
@@ -197,7 +206,10 @@ mod tests {
         assert_eq!(ev.http.response.status_code, Some(200));
         assert_eq!(ev.event.duration, Some(1_000_000));
         assert_eq!(ev.client.ip.as_deref(), Some("192.168.64.1"));
-        assert_eq!(ev.app.get("request_id").and_then(Value::as_str), Some("529a007902362a5f51385a5fa7049884"));
+        assert_eq!(
+            ev.app.get("request_id").and_then(Value::as_str),
+            Some("529a007902362a5f51385a5fa7049884")
+        );
         assert!(p.is_empty());
         Ok(())
     }
@@ -213,7 +225,10 @@ mod tests {
         let f = parse_clf(r#"1.2.3.4 - - [07/Feb/2020:11:49:50 +0000] "PATCHp /products/42 HTTP/1.1" 400 163 "-" "-""#, &mut ev, &mut p).ok_or("not access")?;
         assert_eq!(f, Format::NginxCombined);
         assert!(p.contains(Problem::AccessLogMalformed));
-        assert_eq!(ev.url.original.as_deref(), Some("PATCHp /products/42 HTTP/1.1"));
+        assert_eq!(
+            ev.url.original.as_deref(),
+            Some("PATCHp /products/42 HTTP/1.1")
+        );
         Ok(())
     }
 }

@@ -139,7 +139,13 @@ mod tests {
         };
         let err = bad.validate().err();
         assert!(
-            matches!(err, Some(ParseError::InvalidConfig { field: "max_json_depth", .. })),
+            matches!(
+                err,
+                Some(ParseError::InvalidConfig {
+                    field: "max_json_depth",
+                    ..
+                })
+            ),
             "{err:?}"
         );
         let bad = ParseConfig {
@@ -155,6 +161,8 @@ mod tests {
         assert!(r.is_err());
         let r: Result<ParseConfig, _> =
             serde_json::from_str(r#"{"keep_original": "always", "redaction": {"enabled": false}}"#);
-        assert!(matches!(r, Ok(c) if c.keep_original == KeepOriginal::Always && !c.redaction.enabled));
+        assert!(
+            matches!(r, Ok(c) if c.keep_original == KeepOriginal::Always && !c.redaction.enabled)
+        );
     }
 }

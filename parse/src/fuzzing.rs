@@ -50,7 +50,10 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "uvicorn",
         prefix: "INFO:     ",
-        seeds: &[r#"10.42.0.7:51234 - "GET /healthz HTTP/1.1" 200 OK"#, "Started server process [1]"],
+        seeds: &[
+            r#"10.42.0.7:51234 - "GET /healthz HTTP/1.1" 200 OK"#,
+            "Started server process [1]",
+        ],
     },
     Target {
         name: "python",

@@ -113,14 +113,20 @@ pub(crate) fn find_in_prefix(line: &str) -> Option<(Level, std::ops::Range<usize
         let bracketed = matches!(before, Some(b'[' | b'<' | b'(' | b'|'))
             || matches!(after, Some(b']' | b'>' | b')' | b'|'));
         let after_key = start >= 6 && line[..start].to_ascii_lowercase().ends_with("level=");
-        let upper = word.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        let upper = word
+            .bytes()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
         // Letter glued to the word on either side means it is part of a bigger token.
         let glued = before.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
-            || after.is_some_and(|c| c == b'_' || c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric));
-        if !glued && (upper || bracketed || after_key) && word.len() >= 3 {
-            if let Some(level) = from_word(word) {
-                return Some((level, start..i));
-            }
+            || after.is_some_and(|c| {
+                c == b'_' || c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric)
+            });
+        if !glued
+            && (upper || bracketed || after_key)
+            && word.len() >= 3
+            && let Some(level) = from_word(word)
+        {
+            return Some((level, start..i));
         }
     }
     None
@@ -172,10 +178,19 @@ mod tests {
     #[test]
     fn prefix_scan() {
         let cases = [
-            ("2024-11-15 19:01:52,286 [main] WARN  o.e.r.Repo - High", Some(Level::Warn)),
-            ("[2024-11-15 20:30:14.077] [db_logger] [info] Request ok", Some(Level::Info)),
+            (
+                "2024-11-15 19:01:52,286 [main] WARN  o.e.r.Repo - High",
+                Some(Level::Warn),
+            ),
+            (
+                "[2024-11-15 20:30:14.077] [db_logger] [info] Request ok",
+                Some(Level::Info),
+            ),
             ("[15:47:42 WRN] High resource usage", Some(Level::Warn)),
-            ("2:28PM ERR loggers/go/zerolog/main.go:72 > Operation failed", Some(Level::Error)),
+            (
+                "2:28PM ERR loggers/go/zerolog/main.go:72 > Operation failed",
+                Some(Level::Error),
+            ),
             ("an error occurred while reading", None),
             ("connected to errors.example.com", None),
             ("level=warn msg=x", Some(Level::Warn)),

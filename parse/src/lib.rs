@@ -189,20 +189,21 @@ impl Parser {
         let mut problems = problems;
         let format = self.dispatch(line, &mut ev, fallback, &mut problems);
 
-        if ev.error.stack_trace.is_none() && ev.message.contains('\n') {
-            if let Some(info) = stack::extract(&ev.message) {
-                ev.error.kind = ev.error.kind.take().or(info.kind);
-                ev.error.message = ev.error.message.take().or(info.message);
-                ev.error.stack_trace = Some(info.trace.to_owned());
-                let head = if info.head.is_empty() {
-                    info.trace.lines().last().unwrap_or("").trim().to_owned()
-                } else {
-                    info.head.to_owned()
-                };
-                ev.message = head;
-                if ev.log.level.is_none() {
-                    ev.log.level = Some(Level::Error);
-                }
+        if ev.error.stack_trace.is_none()
+            && ev.message.contains('\n')
+            && let Some(info) = stack::extract(&ev.message)
+        {
+            ev.error.kind = ev.error.kind.take().or(info.kind);
+            ev.error.message = ev.error.message.take().or(info.message);
+            ev.error.stack_trace = Some(info.trace.to_owned());
+            let head = if info.head.is_empty() {
+                info.trace.lines().last().unwrap_or("").trim().to_owned()
+            } else {
+                info.head.to_owned()
+            };
+            ev.message = head;
+            if ev.log.level.is_none() {
+                ev.log.level = Some(Level::Error);
             }
         }
 

@@ -49,7 +49,11 @@ pub(crate) fn pairs(text: &str) -> Option<Vec<Pair<'_>>> {
                 return None;
             }
             let raw = &text[vs..i.min(b.len())];
-            let val = if escaped { Cow::Owned(unescape(raw)) } else { Cow::Borrowed(raw) };
+            let val = if escaped {
+                Cow::Owned(unescape(raw))
+            } else {
+                Cow::Borrowed(raw)
+            };
             out.push((key, val, true));
             i += 1;
             if i < b.len() && b[i] != b' ' {
@@ -109,10 +113,12 @@ fn typed(v: Cow<'_, str>, quoted: bool) -> JVal<'_> {
         if let Ok(i) = v.parse::<i64>() {
             return JVal::I(i);
         }
-        if v.contains('.') && v.bytes().all(|c| c.is_ascii_digit() || c == b'.' || c == b'-') {
-            if let Ok(f) = v.parse::<f64>() {
-                return JVal::F(f);
-            }
+        if v.contains('.')
+            && v.bytes()
+                .all(|c| c.is_ascii_digit() || c == b'.' || c == b'-')
+            && let Ok(f) = v.parse::<f64>()
+        {
+            return JVal::F(f);
         }
         match v.as_ref() {
             "true" => return JVal::Bool(true),

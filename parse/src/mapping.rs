@@ -82,7 +82,11 @@ impl JVal<'_> {
             JVal::F(f) => Some((*f, true)),
             JVal::Str(s) => {
                 let t = s.trim();
-                if t.is_empty() || !t.bytes().all(|c| c.is_ascii_digit() || c == b'.' || c == b'-') {
+                if t.is_empty()
+                    || !t
+                        .bytes()
+                        .all(|c| c.is_ascii_digit() || c == b'.' || c == b'-')
+                {
                     return None;
                 }
                 t.parse::<f64>().ok().map(|v| (v, t.contains('.')))
@@ -215,15 +219,24 @@ fn lookup(ctx: Ctx, key: &str) -> (Option<Role>, Option<Ctx>, DurUnit) {
             "service" | "servicename" | "app" | "application" | "appname" => {
                 both(R::Service, Ctx::Service)
             }
-            "method" | "httpmethod" | "requestmethod" | "httprequestmethod" | "verb"
+            "method"
+            | "httpmethod"
+            | "requestmethod"
+            | "httprequestmethod"
+            | "verb"
             | "clientrequestmethod" => role(R::Method),
             "path" | "endpoint" | "urlpath" | "requestpath" | "httppath" => role(R::Path),
             "url" => both(R::Url, Ctx::Url),
             "uri" | "requesturi" | "urloriginal" | "clientrequesturi" | "requesturl"
             | "urlfull" => role(R::Url),
             "query" | "querystring" | "urlquery" => role(R::Query),
-            "status" | "statuscode" | "httpstatus" | "responsestatus"
-            | "httpresponsestatuscode" | "edgeresponsestatus" | "httpstatuscode"
+            "status"
+            | "statuscode"
+            | "httpstatus"
+            | "responsestatus"
+            | "httpresponsestatuscode"
+            | "edgeresponsestatus"
+            | "httpstatuscode"
             | "downstreamstatus" => role(R::Status),
             "durationms" | "responsetimems" | "elapsedms" | "latencyms" | "tookms" | "timems"
             | "requesttimems" | "durationmillis" | "elapsedmillis" => dur(DurUnit::Millis),
@@ -231,10 +244,13 @@ fn lookup(ctx: Ctx, key: &str) -> (Option<Role>, Option<Ctx>, DurUnit) {
                 dur(DurUnit::Nanos)
             }
             "durationus" | "durationmicros" | "elapsedus" => dur(DurUnit::Micros),
-            "durations" | "durationsec" | "durationseconds" | "requesttime"
-            | "upstreamresponsetime" | "elapsedseconds" | "latencyseconds" => {
-                dur(DurUnit::Seconds)
-            }
+            "durations"
+            | "durationsec"
+            | "durationseconds"
+            | "requesttime"
+            | "upstreamresponsetime"
+            | "elapsedseconds"
+            | "latencyseconds" => dur(DurUnit::Seconds),
             // Traefik prints `Duration` in nanoseconds; everyone else's `duration` is
             // decided by the value (see `duration` module docs).
             "duration" if key == "Duration" => dur(DurUnit::Nanos),
@@ -248,7 +264,11 @@ fn lookup(ctx: Ctx, key: &str) -> (Option<Role>, Option<Ctx>, DurUnit) {
             "httpuseragent" | "ua" | "useragentoriginal" | "clientrequestuseragent" => {
                 role(R::UserAgent)
             }
-            "referer" | "referrer" | "httpreferer" | "httpreferrer" | "clientrequestreferer"
+            "referer"
+            | "referrer"
+            | "httpreferer"
+            | "httpreferrer"
+            | "clientrequestreferer"
             | "httprequestreferrer" => role(R::Referrer),
             "user" => both(R::User, Ctx::User),
             "username" | "usr" | "login" => role(R::User),
@@ -530,7 +550,11 @@ impl<'a> Collector<'a> {
 
     /// Writes the collected fields into `ev`. Returns true when the record carried a
     /// message of its own.
-    pub(crate) fn finish(mut self, ev: &mut LogEvent, fallback_time: DateTime<Utc>) -> (bool, Problems) {
+    pub(crate) fn finish(
+        mut self,
+        ev: &mut LogEvent,
+        fallback_time: DateTime<Utc>,
+    ) -> (bool, Problems) {
         self.finish_time(ev, fallback_time);
         self.finish_level(ev);
         let has_message = self.finish_message(ev);
@@ -636,8 +660,12 @@ impl<'a> Collector<'a> {
     fn finish_level(&mut self, ev: &mut LogEvent) {
         if let Some(s) = self.take(Role::Level) {
             let lvl = match &s.val {
-                JVal::Str(v) => level::from_word(v)
-                    .or_else(|| v.trim().parse::<f64>().ok().and_then(level::from_pino_number)),
+                JVal::Str(v) => level::from_word(v).or_else(|| {
+                    v.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(level::from_pino_number)
+                }),
                 v => v.as_number().and_then(|(n, _)| level::from_pino_number(n)),
             };
             match lvl {
@@ -646,7 +674,11 @@ impl<'a> Collector<'a> {
             }
         }
         if let Some(s) = self.take(Role::LevelOtel) {
-            match s.val.as_number().and_then(|(n, _)| level::from_otel_number(n)) {
+            match s
+                .val
+                .as_number()
+                .and_then(|(n, _)| level::from_otel_number(n))
+            {
                 Some(l) if ev.log.level.is_none() => ev.log.level = Some(l),
                 _ => self.reject(s),
             }
@@ -741,7 +773,9 @@ impl<'a> Collector<'a> {
         if let Some(s) = self.take(Role::Duration) {
             let ns = match &s.val {
                 JVal::Str(v) => duration::from_str(v, s.unit),
-                v => v.as_number().and_then(|(n, f)| duration::from_number(n, s.unit, f)),
+                v => v
+                    .as_number()
+                    .and_then(|(n, f)| duration::from_number(n, s.unit, f)),
             };
             match ns {
                 Some(ns) => ev.event.duration = Some(ns),
@@ -762,7 +796,9 @@ impl<'a> Collector<'a> {
                 _ => None,
             };
             match ua {
-                Some(u) if !u.is_empty() && u != "-" => ev.user_agent.original = Some(self.keyword(&u)),
+                Some(u) if !u.is_empty() && u != "-" => {
+                    ev.user_agent.original = Some(self.keyword(&u))
+                }
                 _ => self.reject(s),
             }
         }
@@ -818,11 +854,11 @@ impl<'a> Collector<'a> {
         if let Some(s) = self.take(Role::ErrorStack) {
             match &s.val {
                 JVal::Str(t) if !t.is_empty() => {
-                    if ev.error.kind.is_none() || ev.error.message.is_none() {
-                        if let Some(info) = stack::extract(t) {
-                            ev.error.kind = ev.error.kind.take().or(info.kind);
-                            ev.error.message = ev.error.message.take().or(info.message);
-                        }
+                    if (ev.error.kind.is_none() || ev.error.message.is_none())
+                        && let Some(info) = stack::extract(t)
+                    {
+                        ev.error.kind = ev.error.kind.take().or(info.kind);
+                        ev.error.message = ev.error.message.take().or(info.message);
                     }
                     ev.error.stack_trace = Some(t.to_string());
                 }
@@ -936,7 +972,14 @@ mod tests {
         assert_eq!(lookup(Ctx::Root, "Duration").2, DurUnit::Nanos);
         assert_eq!(lookup(Ctx::Root, "duration").2, DurUnit::Guess);
         assert_eq!(lookup(Ctx::Error, "message").0, Some(Role::ErrorMessage));
-        assert_eq!(lookup(Ctx::Root, "a_key_that_is_far_too_long_to_be_any_ecs_field_name").0, None);
+        assert_eq!(
+            lookup(
+                Ctx::Root,
+                "a_key_that_is_far_too_long_to_be_any_ecs_field_name"
+            )
+            .0,
+            None
+        );
     }
 
     #[test]

@@ -89,7 +89,9 @@ enum Trigger {
     /// `keyword[quote] (=|:) value`; the value is replaced.
     KeyValue(Kind),
     /// A vendor API key prefix; `min_body` characters must follow.
-    Prefix { min_body: usize },
+    Prefix {
+        min_body: usize,
+    },
     /// `scheme://user:password@`.
     UrlUserinfo,
 }
@@ -197,7 +199,11 @@ pub(crate) struct Redactor {
 impl Redactor {
     pub(crate) fn try_new(config: &RedactionConfig) -> Result<Redactor, ParseError> {
         let triggers = triggers();
-        debug_assert!(triggers.len() <= MAX_PREFILTER_PATTERNS, "{} triggers", triggers.len());
+        debug_assert!(
+            triggers.len() <= MAX_PREFILTER_PATTERNS,
+            "{} triggers",
+            triggers.len()
+        );
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
             .kind(Some(AhoCorasickKind::DFA))
@@ -334,7 +340,9 @@ fn verify_aws(b: &[u8], start: usize) -> Hit {
     if (prefix != b"AKIA" && prefix != b"ASIA") || !boundary_before(b, start) {
         return None;
     }
-    let end = run(b, start + 4, |c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    let end = run(b, start + 4, |c| {
+        c.is_ascii_uppercase() || c.is_ascii_digit()
+    });
     if end - start != 20 || b.get(end).is_some_and(|c| c.is_ascii_alphanumeric()) {
         return None;
     }
@@ -391,7 +399,9 @@ fn verify_key_value(b: &[u8], start: usize, end: usize, kind: Kind) -> Hit {
     }
     let mut i = end;
     for suffix in KEY_SUFFIXES {
-        if b.get(i..i + suffix.len()).is_some_and(|s| s.eq_ignore_ascii_case(suffix.as_bytes())) {
+        if b.get(i..i + suffix.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(suffix.as_bytes()))
+        {
             i += suffix.len();
             break;
         }
@@ -426,7 +436,11 @@ fn verify_key_value(b: &[u8], start: usize, end: usize, kind: Kind) -> Hit {
     } else {
         // `"token": 123` in JSON is a number (a count, an id): not a secret, and replacing
         // it unquoted would break the document.
-        if key_quoted && sep == b':' && b.get(i).is_some_and(|c| matches!(c, b'-' | b'0'..=b'9' | b't' | b'f' | b'n' | b'{' | b'[')) {
+        if key_quoted
+            && sep == b':'
+            && b.get(i)
+                .is_some_and(|c| matches!(c, b'-' | b'0'..=b'9' | b't' | b'f' | b'n' | b'{' | b'['))
+        {
             return None;
         }
         (i, run(b, i, |c| !ends_value(c)))
@@ -458,7 +472,8 @@ fn verify_prefix(b: &[u8], start: usize, end: usize, min_body: usize, prefix: &s
 }
 
 fn verify_userinfo(b: &[u8], end: usize) -> Hit {
-    let stop = |c: u8| c.is_ascii_whitespace() || matches!(c, b'/' | b'@' | b'"' | b'\'' | b'?' | b'#');
+    let stop =
+        |c: u8| c.is_ascii_whitespace() || matches!(c, b'/' | b'@' | b'"' | b'\'' | b'?' | b'#');
     let user_end = run(b, end, |c| !stop(c) && c != b':');
     if user_end == end || b.get(user_end) != Some(&b':') {
         return None;
@@ -526,7 +541,9 @@ fn redact_cards(s: &str, kinds: &mut Kinds) -> Option<String> {
         }
         let end = i;
         // Skip the rest of a token that continued past the digits (`4111…abc`).
-        let next_ok = b.get(end).is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'));
+        let next_ok = b
+            .get(end)
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'));
         if !ok || !prev_ok || !next_ok || !CARD_DIGITS.contains(&digits) {
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'-') {
                 i += 1;
@@ -546,7 +563,11 @@ fn redact_cards(s: &str, kinds: &mut Kinds) -> Option<String> {
         let bare_json_number = json_like
             && start > 0
             && b[start - 1] != b'"'
-            && b[..start].iter().rev().find(|c| **c != b' ').is_some_and(|c| matches!(c, b':' | b'[' | b','));
+            && b[..start]
+                .iter()
+                .rev()
+                .find(|c| **c != b' ')
+                .is_some_and(|c| matches!(c, b':' | b'[' | b','));
         if bare_json_number {
             o.push('"');
             push_marker(o, Kind::CardNumber);
@@ -576,7 +597,7 @@ fn luhn(digits_and_seps: &[u8]) -> bool {
         sum += d;
         double = !double;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 #[cfg(test)]
@@ -594,24 +615,97 @@ mod tests {
     fn secrets_are_replaced() {
         let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
         let cases: Vec<(String, &str, &str)> = vec![
-            (format!("token is {jwt} ok"), "token is [REDACTED:jwt] ok", "jwt"),
-            ("Authorization: Bearer abcdef123456789".into(), "Authorization: Bearer [REDACTED:bearer_token]", "bearer_token"),
-            ("key AKIAIOSFODNN7EXAMPLE used".into(), "key [REDACTED:aws_access_key] used", "aws_access_key"),
-            ("login password=hunter2 user=bob".into(), "login password=[REDACTED:password] user=bob", "password"),
-            (r#"{"db_password":"s3cr\"et","x":1}"#.into(), r#"{"db_password":"[REDACTED:password]","x":1}"#, "password"),
-            ("GET /cb?access_token=abc123&x=1".into(), "GET /cb?access_token=[REDACTED:token]&x=1", "token"),
-            ("key sk-proj-abcdefghij0123456789xyz end".into(), "key [REDACTED:api_key] end", "api_key"),
-            ("XAI key xai-AbCdEfGhIjKlMnOpQrStUv0123456789".into(), "XAI key [REDACTED:api_key]", "api_key"),
-            ("ghp_ABCDEFGHIJ0123456789abcdefghij".into(), "[REDACTED:api_key]", "api_key"),
-            ("paid with 4111 1111 1111 1111 today".into(), "paid with [REDACTED:card_number] today", "card_number"),
-            (r#"{"card": 4111111111111111, "n": [4111111111111111]}"#.into(), r#"{"card": "[REDACTED:card_number]", "n": ["[REDACTED:card_number]"]}"#, "card_number"),
-            ("postgres://app:pa55w0rd@db:5432/x".into(), "postgres://app:[REDACTED:password]@db:5432/x", "password"),
-            ("k=-----BEGIN RSA PRIVATE KEY-----\\nMIIEow\\n-----END RSA PRIVATE KEY----- done".into(), "k=[REDACTED:private_key] done", "private_key"),
-            (r#"{"msg":"{\"secret\":\"abc\"}"}"#.into(), r#"{"msg":"{\"secret\":\"[REDACTED:secret]\"}"}"#, "secret"),
-            (r#"{"accessToken":"abc.def","Password":"x"}"#.into(), r#"{"accessToken":"[REDACTED:token]","Password":"[REDACTED:password]"}"#, "token"),
-            ("API_KEY=abcdef0123 next".into(), "API_KEY=[REDACTED:api_key] next", "api_key"),
-            ("aws_secret_access_key=wJalrXUtnFEMI/K7MDENG next".into(), "aws_secret_access_key=[REDACTED:secret] next", "secret"),
-            (r#"{"clientSecretKey": "abc"}"#.into(), r#"{"clientSecretKey": "[REDACTED:secret]"}"#, "secret"),
+            (
+                format!("token is {jwt} ok"),
+                "token is [REDACTED:jwt] ok",
+                "jwt",
+            ),
+            (
+                "Authorization: Bearer abcdef123456789".into(),
+                "Authorization: Bearer [REDACTED:bearer_token]",
+                "bearer_token",
+            ),
+            (
+                "key AKIAIOSFODNN7EXAMPLE used".into(),
+                "key [REDACTED:aws_access_key] used",
+                "aws_access_key",
+            ),
+            (
+                "login password=hunter2 user=bob".into(),
+                "login password=[REDACTED:password] user=bob",
+                "password",
+            ),
+            (
+                r#"{"db_password":"s3cr\"et","x":1}"#.into(),
+                r#"{"db_password":"[REDACTED:password]","x":1}"#,
+                "password",
+            ),
+            (
+                "GET /cb?access_token=abc123&x=1".into(),
+                "GET /cb?access_token=[REDACTED:token]&x=1",
+                "token",
+            ),
+            (
+                "key sk-proj-abcdefghij0123456789xyz end".into(),
+                "key [REDACTED:api_key] end",
+                "api_key",
+            ),
+            (
+                "XAI key xai-AbCdEfGhIjKlMnOpQrStUv0123456789".into(),
+                "XAI key [REDACTED:api_key]",
+                "api_key",
+            ),
+            (
+                "ghp_ABCDEFGHIJ0123456789abcdefghij".into(),
+                "[REDACTED:api_key]",
+                "api_key",
+            ),
+            (
+                "paid with 4111 1111 1111 1111 today".into(),
+                "paid with [REDACTED:card_number] today",
+                "card_number",
+            ),
+            (
+                r#"{"card": 4111111111111111, "n": [4111111111111111]}"#.into(),
+                r#"{"card": "[REDACTED:card_number]", "n": ["[REDACTED:card_number]"]}"#,
+                "card_number",
+            ),
+            (
+                "postgres://app:pa55w0rd@db:5432/x".into(),
+                "postgres://app:[REDACTED:password]@db:5432/x",
+                "password",
+            ),
+            (
+                "k=-----BEGIN RSA PRIVATE KEY-----\\nMIIEow\\n-----END RSA PRIVATE KEY----- done"
+                    .into(),
+                "k=[REDACTED:private_key] done",
+                "private_key",
+            ),
+            (
+                r#"{"msg":"{\"secret\":\"abc\"}"}"#.into(),
+                r#"{"msg":"{\"secret\":\"[REDACTED:secret]\"}"}"#,
+                "secret",
+            ),
+            (
+                r#"{"accessToken":"abc.def","Password":"x"}"#.into(),
+                r#"{"accessToken":"[REDACTED:token]","Password":"[REDACTED:password]"}"#,
+                "token",
+            ),
+            (
+                "API_KEY=abcdef0123 next".into(),
+                "API_KEY=[REDACTED:api_key] next",
+                "api_key",
+            ),
+            (
+                "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG next".into(),
+                "aws_secret_access_key=[REDACTED:secret] next",
+                "secret",
+            ),
+            (
+                r#"{"clientSecretKey": "abc"}"#.into(),
+                r#"{"clientSecretKey": "[REDACTED:secret]"}"#,
+                "secret",
+            ),
         ];
         for (input, want, kind) in cases {
             let (got, kinds) = redact(&input);

@@ -69,10 +69,10 @@ fn split_exception_line(line: &str) -> (Option<String>, Option<String>) {
 
 /// `Exception in thread "main" java.lang.X: m` → `java.lang.X: m`.
 fn strip_thread_prefix(line: &str) -> &str {
-    if let Some(rest) = line.strip_prefix("Exception in thread \"") {
-        if let Some((_, after)) = rest.split_once("\" ") {
-            return after;
-        }
+    if let Some(rest) = line.strip_prefix("Exception in thread \"")
+        && let Some((_, after)) = rest.split_once("\" ")
+    {
+        return after;
     }
     line
 }
@@ -153,7 +153,10 @@ mod tests {
         assert_eq!(info.message.as_deref(), Some("x is null"));
         let t = "Exception in thread \"main\" java.lang.IllegalStateException\n    at Main.main(Main.java:5)";
         let info = extract(t).ok_or("no trace")?;
-        assert_eq!(info.kind.as_deref(), Some("java.lang.IllegalStateException"));
+        assert_eq!(
+            info.kind.as_deref(),
+            Some("java.lang.IllegalStateException")
+        );
         Ok(())
     }
 
@@ -165,7 +168,10 @@ mod tests {
         let t = "panic: runtime error: index out of range\n\ngoroutine 1 [running]:\nmain.main()\n\t/app/main.go:5";
         let info = extract(t).ok_or("no trace")?;
         assert_eq!(info.kind.as_deref(), Some("panic"));
-        assert_eq!(info.message.as_deref(), Some("runtime error: index out of range"));
+        assert_eq!(
+            info.message.as_deref(),
+            Some("runtime error: index out of range")
+        );
         Ok(())
     }
 

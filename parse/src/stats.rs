@@ -3,9 +3,9 @@
 
 use std::fmt::Write;
 
+use crate::Format;
 use crate::error::Problem;
 use crate::redact::KIND_NAMES;
-use crate::Format;
 
 /// Counters of one [`crate::Parser`]. Plain integers: the parser is single-threaded and the
 /// caller publishes them per batch.
@@ -56,7 +56,10 @@ impl ParseStats {
     /// Appends the counters in the Prometheus text format (`sluice_parse_*`).
     pub fn render_prometheus(&self, out: &mut String) {
         // Writing to a String cannot fail; the results are ignored on purpose.
-        let _ = writeln!(out, "# HELP sluice_parse_records_total Records parsed, by detected format.");
+        let _ = writeln!(
+            out,
+            "# HELP sluice_parse_records_total Records parsed, by detected format."
+        );
         let _ = writeln!(out, "# TYPE sluice_parse_records_total counter");
         for f in Format::ALL {
             let _ = writeln!(
@@ -66,10 +69,16 @@ impl ParseStats {
                 self.format_count(f)
             );
         }
-        let _ = writeln!(out, "# HELP sluice_parse_bytes_total Bytes of record text parsed.");
+        let _ = writeln!(
+            out,
+            "# HELP sluice_parse_bytes_total Bytes of record text parsed."
+        );
         let _ = writeln!(out, "# TYPE sluice_parse_bytes_total counter");
         let _ = writeln!(out, "sluice_parse_bytes_total {}", self.bytes);
-        let _ = writeln!(out, "# HELP sluice_parse_errors_total Records with a parse problem, by error code.");
+        let _ = writeln!(
+            out,
+            "# HELP sluice_parse_errors_total Records with a parse problem, by error code."
+        );
         let _ = writeln!(out, "# TYPE sluice_parse_errors_total counter");
         for p in Problem::ALL {
             let _ = writeln!(
@@ -79,13 +88,27 @@ impl ParseStats {
                 self.problem_count(p)
             );
         }
-        let _ = writeln!(out, "# HELP sluice_parse_redactions_total Secrets redacted, by kind.");
+        let _ = writeln!(
+            out,
+            "# HELP sluice_parse_redactions_total Secrets redacted, by kind."
+        );
         let _ = writeln!(out, "# TYPE sluice_parse_redactions_total counter");
         for (i, k) in KIND_NAMES.iter().enumerate() {
-            let _ = writeln!(out, "sluice_parse_redactions_total{{kind=\"{k}\"}} {}", self.by_secret[i]);
+            let _ = writeln!(
+                out,
+                "sluice_parse_redactions_total{{kind=\"{k}\"}} {}",
+                self.by_secret[i]
+            );
         }
-        let _ = writeln!(out, "# HELP sluice_parse_redacted_records_total Records with at least one secret redacted.");
+        let _ = writeln!(
+            out,
+            "# HELP sluice_parse_redacted_records_total Records with at least one secret redacted."
+        );
         let _ = writeln!(out, "# TYPE sluice_parse_redacted_records_total counter");
-        let _ = writeln!(out, "sluice_parse_redacted_records_total {}", self.redacted_records);
+        let _ = writeln!(
+            out,
+            "sluice_parse_redacted_records_total {}",
+            self.redacted_records
+        );
     }
 }

@@ -105,31 +105,36 @@ pub(crate) fn klog<'a>(
     let (hour, min, sec) = (num(6, 2)?, num(9, 2)?, num(12, 2)?);
     let frac_end = 15 + b[15..].iter().take_while(|c| c.is_ascii_digit()).count();
     let frac = &line[15..frac_end];
-    let nanos = frac.parse::<u32>().ok()? * 10u32.pow(9u32.saturating_sub(frac.len() as u32).min(9));
+    let nanos =
+        frac.parse::<u32>().ok()? * 10u32.pow(9u32.saturating_sub(frac.len() as u32).min(9));
     let ts = time::with_guessed_year(fallback, month, day, hour, min, sec, nanos)?;
     let rest = line[frac_end..].trim_start();
     let (thread, rest) = rest.split_once(' ')?;
     if !thread.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    let (caller, msg) = rest.split_once("] ").or_else(|| rest.strip_suffix(']').map(|r| (r, "")))?;
+    let (caller, msg) = rest
+        .split_once("] ")
+        .or_else(|| rest.strip_suffix(']').map(|r| (r, "")))?;
     ev.timestamp = ts;
     ev.log.level = Some(lvl);
-    ev.app.insert("caller".into(), Value::String(caller.to_owned()));
-    ev.app.insert("thread_id".into(), Value::String(thread.to_owned()));
+    ev.app
+        .insert("caller".into(), Value::String(caller.to_owned()));
+    ev.app
+        .insert("thread_id".into(), Value::String(thread.to_owned()));
     // Structured klog: `"quoted message" k1="v1" k2=v2`.
-    if msg.starts_with('"') {
-        if let Some(end) = closing_quote(msg) {
-            let message = &msg[1..end];
-            if let Some(pairs) = logfmt::pairs(msg[end + 1..].trim()) {
-                ev.message = if message.contains('\\') {
-                    serde_json::from_str::<String>(&msg[..=end]).unwrap_or_else(|_| message.to_owned())
-                } else {
-                    message.to_owned()
-                };
-                logfmt::offer(pairs, c);
-                return Some(Format::Klog);
-            }
+    if msg.starts_with('"')
+        && let Some(end) = closing_quote(msg)
+    {
+        let message = &msg[1..end];
+        if let Some(pairs) = logfmt::pairs(msg[end + 1..].trim()) {
+            ev.message = if message.contains('\\') {
+                serde_json::from_str::<String>(&msg[..=end]).unwrap_or_else(|_| message.to_owned())
+            } else {
+                message.to_owned()
+            };
+            logfmt::offer(pairs, c);
+            return Some(Format::Klog);
         }
     }
     ev.message = msg.to_owned();
@@ -160,10 +165,10 @@ pub(crate) fn syslog(line: &str, ev: &mut LogEvent, fallback: DateTime<Utc>) -> 
         pri = Some(p as u8);
         rest = r;
     }
-    if let Some(r) = rest.strip_prefix("1 ") {
-        if pri.is_some() {
-            return syslog_5424(r, pri, ev);
-        }
+    if let Some(r) = rest.strip_prefix("1 ")
+        && pri.is_some()
+    {
+        return syslog_5424(r, pri, ev);
     }
     let (ts, used) = time::parse_syslog_date(rest.as_bytes(), fallback)?;
     let rest = rest.get(used..)?.strip_prefix(' ')?;
@@ -174,13 +179,15 @@ pub(crate) fn syslog(line: &str, ev: &mut LogEvent, fallback: DateTime<Utc>) -> 
     };
     ev.timestamp = ts;
     ev.message = msg.to_owned();
-    ev.app.insert("hostname".into(), Value::String(host.to_owned()));
+    ev.app
+        .insert("hostname".into(), Value::String(host.to_owned()));
     if let Some(tag) = tag {
         let (name, pid) = match tag.split_once('[') {
             Some((n, p)) => (n, p.strip_suffix(']')),
             None => (tag, None),
         };
-        ev.app.insert("process".into(), Value::String(name.to_owned()));
+        ev.app
+            .insert("process".into(), Value::String(name.to_owned()));
         if let Some(pid) = pid {
             ev.app.insert("pid".into(), Value::String(pid.to_owned()));
         }
@@ -230,14 +237,20 @@ fn syslog_5424(rest: &str, pri: Option<u8>, ev: &mut LogEvent) -> Option<Format>
             i += 1;
         }
         let sd = &tail[..i.min(tail.len())];
-        ev.app.insert("structured_data".into(), Value::String(sd.to_owned()));
+        ev.app
+            .insert("structured_data".into(), Value::String(sd.to_owned()));
         tail.get(i..).unwrap_or("").trim_start()
     } else {
         tail
     };
     // A UTF-8 BOM may start the message.
     ev.message = msg.trim_start_matches('\u{feff}').to_owned();
-    for (k, v) in [("hostname", host), ("process", app), ("pid", procid), ("msgid", msgid)] {
+    for (k, v) in [
+        ("hostname", host),
+        ("process", app),
+        ("pid", procid),
+        ("msgid", msgid),
+    ] {
         if v != "-" {
             ev.app.insert(k.into(), Value::String(v.to_owned()));
         }
@@ -251,10 +264,10 @@ fn syslog_5424(rest: &str, pri: Option<u8>, ev: &mut LogEvent) -> Option<Format>
 pub(crate) fn plain(line: &str, ev: &mut LogEvent) -> Format {
     let b = line.as_bytes();
     let skip = usize::from(b.first() == Some(&b'['));
-    if b.get(skip).is_some_and(u8::is_ascii_digit) {
-        if let Some((ts, _)) = time::parse_iso(&b[skip..]) {
-            ev.timestamp = ts;
-        }
+    if b.get(skip).is_some_and(u8::is_ascii_digit)
+        && let Some((ts, _)) = time::parse_iso(&b[skip..])
+    {
+        ev.timestamp = ts;
     }
     ev.log.level = level::find_in_prefix(line).map(|(l, _)| l);
     ev.message = line.to_owned();
@@ -285,24 +298,39 @@ mod tests {
     #[test]
     fn python_forms() -> Result<(), String> {
         let mut e = ev();
-        assert_eq!(level_prefixed("ERROR:app.db:connection lost", &mut e), Some(Format::PythonLogging));
+        assert_eq!(
+            level_prefixed("ERROR:app.db:connection lost", &mut e),
+            Some(Format::PythonLogging)
+        );
         assert_eq!(e.log.logger.as_deref(), Some("app.db"));
         assert_eq!(e.message, "connection lost");
         let mut e = ev();
-        let f = level_prefixed(r#"INFO:     10.0.0.1:5123 - "GET /api/chat?q=1 HTTP/1.1" 200 OK"#, &mut e);
+        let f = level_prefixed(
+            r#"INFO:     10.0.0.1:5123 - "GET /api/chat?q=1 HTTP/1.1" 200 OK"#,
+            &mut e,
+        );
         assert_eq!(f, Some(Format::UvicornAccess));
         assert_eq!(e.url.path.as_deref(), Some("/api/chat"));
         assert_eq!(e.client.ip.as_deref(), Some("10.0.0.1"));
         let mut e = ev();
-        assert_eq!(level_prefixed("INFO:     Started server process [1]", &mut e), Some(Format::PythonLogging));
+        assert_eq!(
+            level_prefixed("INFO:     Started server process [1]", &mut e),
+            Some(Format::PythonLogging)
+        );
         assert_eq!(e.message, "Started server process [1]");
         let mut e = ev();
-        let f = python_asctime("2024-11-15 20:12:10,123 - app.chat - WARNING - slow upstream", &mut e);
+        let f = python_asctime(
+            "2024-11-15 20:12:10,123 - app.chat - WARNING - slow upstream",
+            &mut e,
+        );
         assert_eq!(f, Some(Format::PythonLogging));
         assert_eq!(e.log.level, Some(Level::Warn));
         assert_eq!(e.timestamp.to_rfc3339(), "2024-11-15T20:12:10.123+00:00");
         let mut e = ev();
-        let f = python_asctime("[2024-11-15 20:12:10 +0000] [7] [INFO] Booting worker with pid: 7", &mut e);
+        let f = python_asctime(
+            "[2024-11-15 20:12:10 +0000] [7] [INFO] Booting worker with pid: 7",
+            &mut e,
+        );
         assert_eq!(f, Some(Format::PythonLogging));
         Ok(())
     }
@@ -311,16 +339,25 @@ mod tests {
     fn klog_structured() -> Result<(), String> {
         let line = r#"E0807 11:44:13.481019      10 authentication.go:73] "Unable to authenticate the request" err="[invalid bearer token, unknown]""#;
         let mut e = ev();
-        let limits = Limits { max_depth: 8, max_fields: 100, max_field_bytes: 1000 };
+        let limits = Limits {
+            max_depth: 8,
+            max_fields: 100,
+            max_field_bytes: 1000,
+        };
         let mut c = Collector::new(limits, Problems::default());
-        let fallback = DateTime::parse_from_rfc3339("2026-12-04T00:00:00Z").map_err(|e| e.to_string())?.with_timezone(&Utc);
+        let fallback = DateTime::parse_from_rfc3339("2026-12-04T00:00:00Z")
+            .map_err(|e| e.to_string())?
+            .with_timezone(&Utc);
         assert_eq!(klog(line, &mut e, fallback, &mut c), Some(Format::Klog));
         assert_eq!(e.message, "Unable to authenticate the request");
         assert_eq!(e.log.level, Some(Level::Error));
         assert_eq!(e.timestamp.to_rfc3339(), "2026-08-07T11:44:13.481019+00:00");
         let ts = e.timestamp;
         c.finish(&mut e, ts);
-        assert_eq!(e.error.message.as_deref(), Some("[invalid bearer token, unknown]"));
+        assert_eq!(
+            e.error.message.as_deref(),
+            Some("[invalid bearer token, unknown]")
+        );
         Ok(())
     }
 
@@ -328,12 +365,20 @@ mod tests {
     fn syslog_forms() {
         let now = Utc::now();
         let mut e = ev();
-        let f = syslog("Feb  7 11:48:51 web1 sshd[1234]: Failed password for root from 1.2.3.4 port 22 ssh2", &mut e, now);
+        let f = syslog(
+            "Feb  7 11:48:51 web1 sshd[1234]: Failed password for root from 1.2.3.4 port 22 ssh2",
+            &mut e,
+            now,
+        );
         assert_eq!(f, Some(Format::SyslogRfc3164));
         assert_eq!(e.app.get("process").and_then(Value::as_str), Some("sshd"));
         assert!(e.message.starts_with("Failed password"));
         let mut e = ev();
-        let f = syslog(r#"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3"] An application event"#, &mut e, now);
+        let f = syslog(
+            r#"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3"] An application event"#,
+            &mut e,
+            now,
+        );
         assert_eq!(f, Some(Format::SyslogRfc5424));
         assert_eq!(e.message, "An application event");
         assert_eq!(e.log.level, Some(Level::Info));

@@ -195,8 +195,11 @@ pub(crate) fn parse_clf(b: &[u8]) -> Option<(DateTime<Utc>, usize)> {
     let hour = digits(b, 12, 2)?;
     let min = digits(b, 15, 2)?;
     let sec = digits(b, 18, 2)?;
-    let naive = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?
-        .and_hms_opt(hour, min, sec.min(59))?;
+    let naive = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?.and_hms_opt(
+        hour,
+        min,
+        sec.min(59),
+    )?;
     let mut used = 20;
     let mut offset = 0;
     if b.get(20) == Some(&b' ') {
@@ -215,7 +218,10 @@ pub(crate) fn parse_clf(b: &[u8]) -> Option<(DateTime<Utc>, usize)> {
 /// Parses a year-less `Mmm dd HH:MM:SS[.frac]` (syslog RFC 3164) at the start of `b`. The year
 /// is the reference time's; a date more than a day in its future belongs to the year before
 /// (a December line read in January).
-pub(crate) fn parse_syslog_date(b: &[u8], reference: DateTime<Utc>) -> Option<(DateTime<Utc>, usize)> {
+pub(crate) fn parse_syslog_date(
+    b: &[u8],
+    reference: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, usize)> {
     let month = month_abbrev(b)?;
     if *b.get(3)? != b' ' {
         return None;
@@ -257,11 +263,12 @@ pub(crate) fn with_guessed_year(
     sec: u32,
     nanos: u32,
 ) -> Option<DateTime<Utc>> {
-    let build = |year: i32| -> Option<DateTime<Utc>> {
-        let naive: NaiveDateTime = NaiveDate::from_ymd_opt(year, month, day)?
-            .and_hms_nano_opt(hour, min, sec.min(59), nanos)?;
-        Some(Utc.from_utc_datetime(&naive))
-    };
+    let build =
+        |year: i32| -> Option<DateTime<Utc>> {
+            let naive: NaiveDateTime = NaiveDate::from_ymd_opt(year, month, day)?
+                .and_hms_nano_opt(hour, min, sec.min(59), nanos)?;
+            Some(Utc.from_utc_datetime(&naive))
+        };
     let year = reference.year();
     match build(year) {
         Some(t) if t > reference + chrono::Duration::days(1) => build(year - 1),
@@ -285,7 +292,10 @@ mod tests {
     fn string_shapes() {
         let cases = [
             ("2024-11-12T14:13:36.574+0900", "2024-11-12T05:13:36.574Z"),
-            ("2024-11-28T18:34:01.225731+09:00", "2024-11-28T09:34:01.225731Z"),
+            (
+                "2024-11-28T18:34:01.225731+09:00",
+                "2024-11-28T09:34:01.225731Z",
+            ),
             ("2025-01-13T09:58:13.631Z", "2025-01-13T09:58:13.631Z"),
             ("2024-11-15 20:12:10,123", "2024-11-15T20:12:10.123Z"),
             ("2024-11-15 20:12:10", "2024-11-15T20:12:10Z"),
@@ -307,7 +317,14 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for input in ["", "yesterday", "2024-13-01", "2024-02-30T00:00:00Z", "-5", "12:00"] {
+        for input in [
+            "",
+            "yesterday",
+            "2024-13-01",
+            "2024-02-30T00:00:00Z",
+            "-5",
+            "12:00",
+        ] {
             assert_eq!(parse_str(input), None, "{input}");
         }
     }
@@ -317,7 +334,7 @@ mod tests {
         let reference = utc("2026-01-02T00:00:00Z");
         let got = parse_syslog_date(b"Dec 31 23:59:59 host", reference).map(|(t, _)| t);
         assert_eq!(got, Some(utc("2025-12-31T23:59:59Z")));
-        let got = parse_syslog_date(b"Jan  1 10:00:00 host", reference).map(|(t, n)| (t, n));
+        let got = parse_syslog_date(b"Jan  1 10:00:00 host", reference);
         assert_eq!(got, Some((utc("2026-01-01T10:00:00Z"), 15)));
     }
 }

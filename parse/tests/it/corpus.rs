@@ -26,12 +26,34 @@ struct Expect {
     duration_ns: Option<i64>,
 }
 
-const fn e(file: &'static str, line: usize, timestamp: &'static str, level: Option<Level>, message: &'static str) -> Expect {
-    Expect { file, line, timestamp, level, message, method: None, path: None, status: None, duration_ns: None }
+const fn e(
+    file: &'static str,
+    line: usize,
+    timestamp: &'static str,
+    level: Option<Level>,
+    message: &'static str,
+) -> Expect {
+    Expect {
+        file,
+        line,
+        timestamp,
+        level,
+        message,
+        method: None,
+        path: None,
+        status: None,
+        duration_ns: None,
+    }
 }
 
 impl Expect {
-    const fn http(mut self, method: Option<&'static str>, path: Option<&'static str>, status: Option<u16>, duration_ns: Option<i64>) -> Expect {
+    const fn http(
+        mut self,
+        method: Option<&'static str>,
+        path: Option<&'static str>,
+        status: Option<u16>,
+        duration_ns: Option<i64>,
+    ) -> Expect {
         self.method = method;
         self.path = path;
         self.status = status;
@@ -97,20 +119,57 @@ fn one_line_per_library_maps_to_the_right_fields() -> anyhow::Result<()> {
     let mut failures = Vec::new();
     for x in table() {
         let text = std::fs::read_to_string(dir.join(x.file))?;
-        let line = text.lines().nth(x.line).ok_or_else(|| anyhow::anyhow!("{}: no line {}", x.file, x.line))?;
+        let line = text
+            .lines()
+            .nth(x.line)
+            .ok_or_else(|| anyhow::anyhow!("{}: no line {}", x.file, x.line))?;
         let ev = parser.parse_line(line.as_bytes(), fallback());
         let want_ts = utc(x.timestamp);
         // Float epochs carry sub-microsecond noise: compare to the millisecond.
-        let ts_ok = (ev.timestamp - want_ts).num_microseconds().is_some_and(|d| d.abs() < 1000);
+        let ts_ok = (ev.timestamp - want_ts)
+            .num_microseconds()
+            .is_some_and(|d| d.abs() < 1000);
         let checks = [
-            ("@timestamp", ts_ok, format!("{} vs {}", ev.timestamp, want_ts)),
-            ("log.level", ev.log.level == x.level, format!("{:?} vs {:?}", ev.log.level, x.level)),
-            ("message", ev.message == x.message, format!("{:?} vs {:?}", ev.message, x.message)),
-            ("http.request.method", x.method.is_none() || ev.http.request.method.as_deref() == x.method, format!("{:?}", ev.http.request.method)),
-            ("url.path", x.path.is_none() || ev.url.path.as_deref() == x.path, format!("{:?}", ev.url.path)),
-            ("http.response.status_code", x.status.is_none() || ev.http.response.status_code == x.status, format!("{:?}", ev.http.response.status_code)),
-            ("event.duration", x.duration_ns.is_none() || ev.event.duration == x.duration_ns, format!("{:?}", ev.event.duration)),
-            ("no parse errors", ev.sluice.errors.is_empty(), format!("{:?}", ev.sluice.errors)),
+            (
+                "@timestamp",
+                ts_ok,
+                format!("{} vs {}", ev.timestamp, want_ts),
+            ),
+            (
+                "log.level",
+                ev.log.level == x.level,
+                format!("{:?} vs {:?}", ev.log.level, x.level),
+            ),
+            (
+                "message",
+                ev.message == x.message,
+                format!("{:?} vs {:?}", ev.message, x.message),
+            ),
+            (
+                "http.request.method",
+                x.method.is_none() || ev.http.request.method.as_deref() == x.method,
+                format!("{:?}", ev.http.request.method),
+            ),
+            (
+                "url.path",
+                x.path.is_none() || ev.url.path.as_deref() == x.path,
+                format!("{:?}", ev.url.path),
+            ),
+            (
+                "http.response.status_code",
+                x.status.is_none() || ev.http.response.status_code == x.status,
+                format!("{:?}", ev.http.response.status_code),
+            ),
+            (
+                "event.duration",
+                x.duration_ns.is_none() || ev.event.duration == x.duration_ns,
+                format!("{:?}", ev.event.duration),
+            ),
+            (
+                "no parse errors",
+                ev.sluice.errors.is_empty(),
+                format!("{:?}", ev.sluice.errors),
+            ),
         ];
         for (field, ok, detail) in checks {
             if !ok {
@@ -118,7 +177,12 @@ fn one_line_per_library_maps_to_the_right_fields() -> anyhow::Result<()> {
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     Ok(())
 }
 
@@ -127,7 +191,10 @@ fn visit(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let path = entry?.path();
         if path.is_dir() {
             visit(&path, out)?;
-        } else if path.extension().is_some_and(|x| matches!(x.to_str(), Some("log" | "json" | "jsonl" | "0" | "1"))) {
+        } else if path
+            .extension()
+            .is_some_and(|x| matches!(x.to_str(), Some("log" | "json" | "jsonl" | "0" | "1")))
+        {
             out.push(path);
         }
     }
@@ -145,7 +212,8 @@ fn every_corpus_line_parses_and_fallbacks_are_reported() -> anyhow::Result<()> {
     visit(&dir, &mut files)?;
     files.sort();
     let mut parser = parser();
-    let (mut total, mut total_plain, mut json_lines, mut json_as_plain) = (0usize, 0usize, 0usize, 0usize);
+    let (mut total, mut total_plain, mut json_lines, mut json_as_plain) =
+        (0usize, 0usize, 0usize, 0usize);
     println!("{:<95} {:>6} {:>6}", "file", "lines", "plain");
     for f in &files {
         let bytes = std::fs::read(f)?;
@@ -174,10 +242,19 @@ fn every_corpus_line_parses_and_fallbacks_are_reported() -> anyhow::Result<()> {
         let name = f.strip_prefix(&dir).unwrap_or(f).display().to_string();
         println!("{name:<95} {n:>6} {plain:>6}");
     }
-    println!("total: {total} lines in {} files, {total_plain} fell back to plain text; {json_as_plain} of {json_lines} lines starting with '{{' were not valid one-line JSON", files.len());
-    assert!(total > 30_000, "expected the full corpus, read {total} lines");
+    println!(
+        "total: {total} lines in {} files, {total_plain} fell back to plain text; {json_as_plain} of {json_lines} lines starting with '{{' were not valid one-line JSON",
+        files.len()
+    );
+    assert!(
+        total > 30_000,
+        "expected the full corpus, read {total} lines"
+    );
     // Only the deliberately broken files (invalid / pretty-printed / multi-line JSON) may
     // fall back: well under 1% of the JSON lines.
-    assert!(json_as_plain * 100 < json_lines, "{json_as_plain} of {json_lines} JSON lines fell back");
+    assert!(
+        json_as_plain * 100 < json_lines,
+        "{json_as_plain} of {json_lines} JSON lines fell back"
+    );
     Ok(())
 }

@@ -24,7 +24,11 @@ impl Rng {
     }
 
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
 }
 
@@ -37,7 +41,11 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8]) {
                 data[i] ^= 1 << rng.below(8);
             }
             1 => {
-                let b = if rng.below(2) == 0 { SYNTAX[rng.below(SYNTAX.len())] } else { rng.next() as u8 };
+                let b = if rng.below(2) == 0 {
+                    SYNTAX[rng.below(SYNTAX.len())]
+                } else {
+                    rng.next() as u8
+                };
                 data.insert(rng.below(len + 1), b);
             }
             2 if len > 0 => {
@@ -61,7 +69,11 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8]) {
             _ => {
                 // Multi-byte UTF-8 and invalid bytes.
                 let at = rng.below(len + 1);
-                let ins: &[u8] = if rng.below(2) == 0 { "é€😀".as_bytes() } else { &[0xff, 0xc3] };
+                let ins: &[u8] = if rng.below(2) == 0 {
+                    "é€😀".as_bytes()
+                } else {
+                    &[0xff, 0xc3]
+                };
                 data.splice(at..at, ins.iter().copied());
             }
         }
@@ -70,7 +82,10 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8]) {
 
 #[test]
 fn mutated_seeds_never_break_invariants() {
-    let iters: usize = std::env::var("SLUICE_FUZZ_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_ITERS_PER_SEED);
+    let iters: usize = std::env::var("SLUICE_FUZZ_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_ITERS_PER_SEED);
     let mut parser = crate::parser();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut runs = 0usize;
@@ -90,21 +105,40 @@ fn mutated_seeds_never_break_invariants() {
                 mutate(&mut rng, &mut data, other);
                 let ev = run(&mut parser, target, &data);
                 if let Err(e) = check(&ev) {
-                    panic!("{} seed {si} iteration {i}: {e}\ninput: {:?}", target.name, String::from_utf8_lossy(&data));
+                    panic!(
+                        "{} seed {si} iteration {i}: {e}\ninput: {:?}",
+                        target.name,
+                        String::from_utf8_lossy(&data)
+                    );
                 }
                 runs += 1;
             }
         }
     }
-    assert_eq!(parser.stats().records as usize, runs + TARGETS.iter().map(|t| t.seeds.len()).sum::<usize>());
+    assert_eq!(
+        parser.stats().records as usize,
+        runs + TARGETS.iter().map(|t| t.seeds.len()).sum::<usize>()
+    );
 }
 
 #[test]
 fn seeds_reach_their_format() {
     let mut parser = crate::parser();
-    let want = [("json", "json"), ("logfmt", "logfmt"), ("access", "nginx_combined"), ("uvicorn", "uvicorn_access"), ("python", "python_logging"), ("klog", "klog"), ("syslog", "syslog_rfc5424"), ("plain", "plain")];
+    let want = [
+        ("json", "json"),
+        ("logfmt", "logfmt"),
+        ("access", "nginx_combined"),
+        ("uvicorn", "uvicorn_access"),
+        ("python", "python_logging"),
+        ("klog", "klog"),
+        ("syslog", "syslog_rfc5424"),
+        ("plain", "plain"),
+    ];
     for (name, format) in want {
-        let target = TARGETS.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no target {name}"));
+        let target = TARGETS
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("no target {name}"));
         let ev = run(&mut parser, target, target.seeds[0].as_bytes());
         assert_eq!(ev.sluice.format.as_deref(), Some(format), "{name}");
     }

@@ -11,21 +11,32 @@ use crate::{fallback, parser};
 fn value() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
         any::<i64>().prop_map(serde_json::Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(serde_json::Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(serde_json::Value::from),
         any::<bool>().prop_map(serde_json::Value::from),
         Just(serde_json::Value::Null),
         "\\PC{0,40}".prop_map(serde_json::Value::from),
         prop_oneof![
-            Just("2026-12-04T10:00:00.123+09:00"), Just("2026-12-04 10:00:00,123"), Just("1733306400123"),
-            Just("WARNING"), Just("GET"), Just("/api/chat?x=1"), Just("10.0.0.1:80"), Just("12.5ms"),
+            Just("2026-12-04T10:00:00.123+09:00"),
+            Just("2026-12-04 10:00:00,123"),
+            Just("1733306400123"),
+            Just("WARNING"),
+            Just("GET"),
+            Just("/api/chat?x=1"),
+            Just("10.0.0.1:80"),
+            Just("12.5ms"),
             Just("Traceback (most recent call last):\n  File \"a\", line 1\nValueError: v"),
-            Just("Bearer abcdefghijklmnop"), Just("4111 1111 1111 1111"),
-        ].prop_map(serde_json::Value::from),
+            Just("Bearer abcdefghijklmnop"),
+            Just("4111 1111 1111 1111"),
+        ]
+        .prop_map(serde_json::Value::from),
     ];
     leaf.prop_recursive(4, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
-            prop::collection::btree_map(key(), inner, 0..4).prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(key(), inner, 0..4)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -33,12 +44,41 @@ fn value() -> impl Strategy<Value = serde_json::Value> {
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         prop_oneof![
-            Just("time"), Just("ts"), Just("@timestamp"), Just("level"), Just("lvl"), Just("msg"), Just("message"),
-            Just("event"), Just("log"), Just("status"), Just("status_code"), Just("duration"), Just("duration_ms"),
-            Just("Duration"), Just("method"), Just("path"), Just("url"), Just("client_ip"), Just("error"), Just("err"),
-            Just("exception"), Just("stack"), Just("req"), Just("res"), Just("http"), Just("service"), Just("user"),
-            Just("trace_id"), Just("instant"), Just("epochSecond"), Just("password"), Just("Level"), Just("headers"),
-        ].prop_map(str::to_owned),
+            Just("time"),
+            Just("ts"),
+            Just("@timestamp"),
+            Just("level"),
+            Just("lvl"),
+            Just("msg"),
+            Just("message"),
+            Just("event"),
+            Just("log"),
+            Just("status"),
+            Just("status_code"),
+            Just("duration"),
+            Just("duration_ms"),
+            Just("Duration"),
+            Just("method"),
+            Just("path"),
+            Just("url"),
+            Just("client_ip"),
+            Just("error"),
+            Just("err"),
+            Just("exception"),
+            Just("stack"),
+            Just("req"),
+            Just("res"),
+            Just("http"),
+            Just("service"),
+            Just("user"),
+            Just("trace_id"),
+            Just("instant"),
+            Just("epochSecond"),
+            Just("password"),
+            Just("Level"),
+            Just("headers"),
+        ]
+        .prop_map(str::to_owned),
         "[a-zA-Z_@.]{1,12}",
     ]
 }

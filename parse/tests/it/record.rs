@@ -7,12 +7,20 @@ use crate::{parser, utc};
 fn record(message: &str) -> RawRecord {
     let mut r = RawRecord::new(
         message,
-        SourceRef { path: "/var/log/pods/chat_api-7f9c_uid/api/0.log".into(), file_id: 42, offset: 1000, end_offset: 1180 },
+        SourceRef {
+            path: "/var/log/pods/chat_api-7f9c_uid/api/0.log".into(),
+            file_id: 42,
+            offset: 1000,
+            end_offset: 1180,
+        },
     );
     r.time = Some(utc("2026-12-04T10:00:00.5Z"));
     r.stream = Some(Stream::Stderr);
     r.service = Some("chat-api".into());
-    r.kubernetes = Kubernetes { namespace: Some("chat".into()), ..Kubernetes::default() };
+    r.kubernetes = Kubernetes {
+        namespace: Some("chat".into()),
+        ..Kubernetes::default()
+    };
     r.kubernetes.pod.name = Some("api-7f9c".into());
     r
 }
@@ -34,7 +42,9 @@ fn metadata_and_fallbacks() {
 #[test]
 fn the_apps_own_service_and_time_win() {
     let mut p = parser();
-    let ev = p.parse_record(&record(r#"{"time":"2026-12-04T09:59:59Z","service":"billing","msg":"x"}"#));
+    let ev = p.parse_record(&record(
+        r#"{"time":"2026-12-04T09:59:59Z","service":"billing","msg":"x"}"#,
+    ));
     assert_eq!(ev.service.name.as_deref(), Some("billing"));
     assert_eq!(ev.timestamp, utc("2026-12-04T09:59:59Z"));
 }
