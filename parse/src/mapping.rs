@@ -646,6 +646,12 @@ impl<'a> Collector<'a> {
             JVal::U(u) => i64::try_from(*u).ok().and_then(time::from_epoch_i64),
             JVal::I(i) => time::from_epoch_i64(*i),
             JVal::F(f) => time::from_epoch_f64(*f),
+            // MongoDB extended JSON: `{"$date": "2022-07-28T18:00:00.903+02:00"}`.
+            JVal::Json(Value::Object(m)) => match m.get("$date") {
+                Some(Value::String(v)) => time::parse_str(v),
+                Some(Value::Number(n)) => n.as_i64().and_then(time::from_epoch_i64),
+                _ => None,
+            },
             _ => None,
         };
         match parsed {

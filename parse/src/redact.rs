@@ -179,6 +179,8 @@ fn triggers() -> Vec<(String, Trigger)> {
 /// Shortest JWT segment we accept: a real header is ≥ 20 base64 characters, so shorter
 /// `eyJ...` runs are ordinary data.
 const MIN_JWT_SEGMENT: usize = 10;
+/// Longest `[...]` value treated as an application's own mask (`[FILTERED]`).
+const MAX_PLACEHOLDER: usize = 24;
 /// Shortest bearer token: anything shorter is a placeholder (`Bearer <token>`).
 const MIN_BEARER_TOKEN: usize = 8;
 /// How far after `-----BEGIN` the `PRIVATE KEY-----` header must end.
@@ -446,7 +448,10 @@ fn verify_key_value(b: &[u8], start: usize, end: usize, kind: Kind) -> Hit {
         (i, run(b, i, |c| !ends_value(c)))
     };
     let value = b.get(vstart..vend)?;
-    if value.is_empty() || value.starts_with(b"[REDACTED") || value.iter().all(|c| *c == b'*') {
+    // Already masked by the application: `****`, `[FILTERED]` (Rails), `[REDACTED]`.
+    let placeholder =
+        value.starts_with(b"[") && value.ends_with(b"]") && value.len() <= MAX_PLACEHOLDER;
+    if value.is_empty() || placeholder || value.iter().all(|c| *c == b'*') {
         return None;
     }
     // `password: //` or a URL scheme: not a value we understand.

@@ -89,6 +89,23 @@ fn json_exception_fields() {
 }
 
 #[test]
+fn mongodb_and_rails_shapes() {
+    let ev = parse(
+        r#"{"t":{"$date":"2022-07-28T18:00:00.903+02:00"},"s":"I","c":"ACCESS","msg":"Authentication failed","attr":{"remote":"127.0.0.1:4071"}}"#,
+    );
+    assert_eq!(ev.timestamp, utc("2022-07-28T16:00:00.903Z"));
+    assert!(ev.sluice.errors.is_empty(), "{:?}", ev.sluice.errors);
+    let ev = parse(
+        r#"{"method":"POST","path":"/users/sign_in","status":0,"params":[{"key":"user","value":{"password":"[FILTERED]"}}]}"#,
+    );
+    assert!(
+        ev.sluice.redacted.is_empty(),
+        "an app's own mask is not a secret"
+    );
+    assert_eq!(ev.url.path.as_deref(), Some("/users/sign_in"));
+}
+
+#[test]
 fn text_formats_table() {
     struct Case {
         line: &'static str,
