@@ -203,6 +203,18 @@ fn bench_lines(c: &mut Criterion, name: &str, lines: &[String]) {
         warm.assign(l);
     }
     eprintln!("{name}: {} lines, {} templates", lines.len(), warm.len());
+    report_cpu_throughput(&format!("patterns/{name}/warm"), lines.len(), 10, || {
+        for l in lines {
+            std::hint::black_box(warm.assign(l).template.len());
+        }
+    });
+    report_cpu_throughput(&format!("patterns/{name}/cold"), lines.len(), 5, || {
+        let mut miner = PatternMiner::try_new(&config).expect("default config is valid");
+        for l in lines {
+            miner.assign(l);
+        }
+        std::hint::black_box(miner.len());
+    });
     group.bench_function("warm", |b| {
         b.iter(|| {
             let mut n = 0usize;
@@ -225,6 +237,32 @@ fn bench_lines(c: &mut Criterion, name: &str, lines: &[String]) {
         )
     });
     group.finish();
+}
+
+/// CPU time this thread has used, from `/proc/thread-self/schedstat` (Linux). The machine
+/// the benches run on is shared, so wall-clock throughput understates what one core does;
+/// the CPU-time figure printed beside criterion's is the one to compare with the targets.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Run `f` (which handles `items` items) `rounds` times and print items per CPU second.
+fn report_cpu_throughput(label: &str, items: usize, rounds: usize, mut f: impl FnMut()) {
+    let Some(start) = thread_cpu_ns() else {
+        eprintln!("{label}: no /proc/thread-self/schedstat, CPU-time throughput not measured");
+        return;
+    };
+    for _ in 0..rounds {
+        f();
+    }
+    let Some(end) = thread_cpu_ns() else { return };
+    let secs = (end - start) as f64 / 1e9;
+    eprintln!(
+        "{label}: {:.2} M items per CPU-second ({} items x {rounds} rounds in {secs:.3} s CPU)",
+        (items * rounds) as f64 / secs / 1e6,
+        items
+    );
 }
 
 fn bench(c: &mut Criterion) {

@@ -131,9 +131,43 @@ fn events() -> Vec<LogEvent> {
     out
 }
 
+/// CPU time this thread has used, from `/proc/thread-self/schedstat` (Linux). The machine
+/// the benches run on is shared, so wall-clock throughput understates what one core does;
+/// the CPU-time figure printed beside criterion's is the one to compare with the targets.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Run `f` (which handles `items` items) `rounds` times and print items per CPU second.
+fn report_cpu_throughput(label: &str, items: usize, rounds: usize, mut f: impl FnMut()) {
+    let Some(start) = thread_cpu_ns() else {
+        eprintln!("{label}: no /proc/thread-self/schedstat, CPU-time throughput not measured");
+        return;
+    };
+    for _ in 0..rounds {
+        f();
+    }
+    let Some(end) = thread_cpu_ns() else { return };
+    let secs = (end - start) as f64 / 1e9;
+    eprintln!(
+        "{label}: {:.2} M items per CPU-second ({} items x {rounds} rounds in {secs:.3} s CPU)",
+        (items * rounds) as f64 / secs / 1e6,
+        items
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let events = events();
     let config = SecurityConfig::default();
+    report_cpu_throughput("security/process", events.len(), 10, || {
+        let mut det = SecurityDetector::try_new(&config).expect("default config is valid");
+        let mut alerts = Vec::new();
+        for ev in &events {
+            det.process(ev, &mut alerts);
+        }
+        std::hint::black_box(alerts.len());
+    });
     let mut group = c.benchmark_group("security");
     group.throughput(Throughput::Elements(events.len() as u64));
     group.sample_size(20);
