@@ -1030,6 +1030,178 @@ mod tests {
         Ok(())
     }
 
+    fn event(secs: i64, msg: &str, level: Option<schemas::Level>) -> LogEvent {
+        let ts = DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("valid time");
+        let mut ev = LogEvent::new(ts, msg);
+        ev.log.level = level;
+        ev.service.name = Some("checkout".into());
+        ev
+    }
+
+    #[test]
+    fn process_sets_pattern_fields() -> Result<(), PatternError> {
+        let mut m = PatternMiner::try_new(&PatternConfig::default())?;
+        let mut out = Vec::new();
+        let mut ev = event(0, "order 42 shipped to alice in 3 days", None);
+        m.process(&mut ev, &mut out);
+        let mut ev = event(1, "order 43 shipped to bob in 5 days", None);
+        m.process(&mut ev, &mut out);
+        let template = "order <*> shipped to <*> in <*> days";
+        assert_eq!(ev.sluice.pattern.template.as_deref(), Some(template));
+        assert_eq!(ev.sluice.pattern.id, Some(template_id(template)));
+        assert!(out.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn new_error_pattern_after_learning_only() -> Result<(), PatternError> {
+        let cfg = PatternConfig {
+            learning_period_secs: 60,
+            learning_min_events: 10,
+            ..PatternConfig::default()
+        };
+        let mut m = PatternMiner::try_new(&cfg)?;
+        let mut out = Vec::new();
+        // Learning: a known error shape, seen before the period ends, never alerts.
+        for i in 0..30 {
+            let mut ev = event(i, &format!("request {i} served in {i} ms"), None);
+            m.process(&mut ev, &mut out);
+            let mut ev = event(
+                i,
+                &format!("cache timeout after {i} ms"),
+                Some(schemas::Level::Error),
+            );
+            m.process(&mut ev, &mut out);
+        }
+        let mut ev = event(100, "cache timeout after 7 ms", Some(schemas::Level::Error));
+        m.process(&mut ev, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // A new error shape after learning alerts once, with a sample line.
+        for i in 0..3 {
+            let msg = format!("payment provider rejected card ending {i}1{i}2");
+            let mut ev = event(200 + i, &msg, Some(schemas::Level::Error));
+            m.process(&mut ev, &mut out);
+        }
+        assert_eq!(out.len(), 1);
+        let a = &out[0];
+        assert_eq!(a.name(), ALERT_NEW_ERROR_PATTERN);
+        assert_eq!(a.labels["service"], "checkout");
+        assert_eq!(
+            a.annotations["sample"],
+            "payment provider rejected card ending 0102"
+        );
+        assert_eq!(
+            a.annotations["template"],
+            "payment provider rejected card ending <*>"
+        );
+        // The same shape at info level would not have alerted.
+        let mut ev = event(300, "user 5 changed avatar", Some(schemas::Level::Info));
+        m.process(&mut ev, &mut out);
+        assert_eq!(out.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn pattern_spike_fires_once_against_baseline() -> Result<(), PatternError> {
+        let cfg = PatternConfig {
+            spike_window_secs: 60,
+            spike_min_windows: 5,
+            spike_min_count: 20,
+            spike_factor: 5.0,
+            ..PatternConfig::default()
+        };
+        let mut m = PatternMiner::try_new(&cfg)?;
+        let mut out = Vec::new();
+        // 20 windows of a steady 10 lines per minute.
+        for w in 0..20 {
+            for i in 0..10 {
+                let mut ev = event(w * 60 + i, &format!("retrying upstream call {i}"), None);
+                m.process(&mut ev, &mut out);
+            }
+        }
+        assert!(out.is_empty(), "steady traffic: {out:?}");
+        // Then 200 in one minute, twice.
+        for w in 20..22 {
+            for i in 0..200 {
+                let mut ev = event(
+                    w * 60 + i % 60,
+                    &format!("retrying upstream call {i}"),
+                    None,
+                );
+                m.process(&mut ev, &mut out);
+            }
+        }
+        m.advance_watermark(
+            DateTime::from_timestamp(1_700_000_000 + 23 * 60, 0).expect("valid time"),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].name(), ALERT_PATTERN_SPIKE);
+        assert_eq!(out[0].annotations["count"], "200");
+        Ok(())
+    }
+
+    #[test]
+    fn snapshot_restore_keeps_ids_and_state() -> Result<(), Box<dyn std::error::Error>> {
+        let mut m = PatternMiner::try_new(&PatternConfig::default())?;
+        for i in 0..50 {
+            m.assign(&format!("job {i} finished in {i} ms"));
+            m.assign(&format!("user u{i}x logged out"));
+        }
+        let before: Vec<(String, String, u64)> = m
+            .templates()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c))
+            .collect();
+        let json = serde_json::to_string(&m.snapshot())?;
+        let mut r = PatternMiner::try_new(&PatternConfig::default())?;
+        r.restore(serde_json::from_str(&json)?)?;
+        let after: Vec<(String, String, u64)> = r
+            .templates()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c))
+            .collect();
+        assert_eq!(before, after);
+        let id = before[0].0.clone();
+        assert_eq!(r.assign("job 999 finished in 1 ms").id, id);
+        let mut bad = m.snapshot();
+        bad.version = 7;
+        assert_eq!(
+            r.restore(bad).err().map(|e| e.error_code()),
+            Some("pattern_snapshot_version")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn edge_inputs_do_not_panic_and_are_bounded() -> Result<(), PatternError> {
+        let cfg = PatternConfig {
+            max_message_bytes: 64,
+            max_tokens: 8,
+            ..PatternConfig::default()
+        };
+        let mut m = PatternMiner::try_new(&cfg)?;
+        assert_eq!(m.assign("").template, "");
+        assert_eq!(m.assign("   \t\r\n ").template, "");
+        let long = "é".repeat(100);
+        assert!(m.assign(&long).template.len() <= 64);
+        let many = "a b c d e f g h i j k l";
+        assert_eq!(m.assign(many).template, "a b c d e f g <*>");
+        assert!(m.stats().messages_truncated >= 2);
+        let cfg_toml: Result<PatternConfig, _> = toml::from_str("similarity = 0.5");
+        assert!(cfg_toml.is_err(), "unknown fields are rejected");
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_message_gets_a_stable_template(msg in "\\PC{0,200}") {
+            let mut m = PatternMiner::try_new(&PatternConfig::default()).expect("valid");
+            let first = m.assign(&msg).template.to_string();
+            let again = m.assign(&msg);
+            proptest::prop_assert_eq!(again.template, first.as_str());
+            proptest::prop_assert_eq!(again.id, template_id(&first));
+        }
+    }
+
     #[test]
     fn invalid_config_is_rejected() {
         let cfg = PatternConfig {
