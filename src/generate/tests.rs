@@ -593,6 +593,7 @@ fn incidents_fit_the_span_and_the_logs_show_them() -> anyhow::Result<()> {
         &[
             "Connect call failed",
             "too many clients",
+            "too many connections",
             "QueuePool limit",
             "could not connect",
             "timed out connecting",
@@ -870,5 +871,77 @@ fn joiner_in_this_test_joins_chained_tracebacks_only() -> anyhow::Result<()> {
     let recs = join(lines);
     let sizes: Vec<usize> = recs.iter().map(|r| r.lines).collect();
     assert_eq!(sizes, vec![10, 1, 1]);
+    Ok(())
+}
+
+/// Splits an nginx access line into fields, keeping `"..."` and `[...]` together, and names
+/// each field's shape: `q` quoted, `b` bracketed, `w` bare word.
+fn nginx_shape(line: &str) -> String {
+    let mut shape = String::new();
+    let mut rest = line.trim_end();
+    while !rest.is_empty() {
+        let (kind, end) = match rest.as_bytes()[0] {
+            b'"' => ('q', rest[1..].find('"').map_or(rest.len(), |i| i + 2)),
+            b'[' => ('b', rest.find(']').map_or(rest.len(), |i| i + 1)),
+            _ => ('w', rest.find(' ').unwrap_or(rest.len())),
+        };
+        shape.push(kind);
+        rest = rest[end.min(rest.len())..].trim_start();
+    }
+    shape
+}
+
+#[test]
+fn ingress_and_klog_lines_have_the_shape_of_the_public_samples() -> anyhow::Result<()> {
+    let corpora = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora/k8s");
+    if !corpora.exists() {
+        eprintln!("skipping: corpora not found at {}", corpora.display());
+        return Ok(());
+    }
+    let sample =
+        fs::read_to_string(corpora.join("elastic_beats/nginx_ingress_controller_test.log"))?;
+    let reference = nginx_shape(sample.lines().next().context("a sample line")?);
+    // ip - - [time] "request" status bytes "referer" "agent" len time [upstream] [alt]
+    // addr length time status id
+    assert_eq!(reference, "wwwbqwwqqwwbbwwwww");
+    let klog_sample =
+        fs::read_to_string(corpora.join("elastic_integrations_kubernetes/test-apiserver.log"))?;
+    let klog_ref = klog_sample.lines().next().context("a klog line")?;
+    let klog_header = |l: &str| -> Option<(usize, usize)> {
+        // `E0807 11:44:13.480966      10 webhook.go:154] ...`: widths of the time and of the
+        // right-aligned thread-id column.
+        let (head, _) = l.split_once("] ")?;
+        let time_end = head.find(' ')? + 16;
+        Some((time_end, head.get(time_end..)?.rfind(' ')?))
+    };
+    let dir = tempfile::tempdir()?;
+    generate(&GenerateConfig {
+        lines: Some(20_000),
+        ..config(dir.path())?
+    })?;
+    let mut access = 0;
+    let mut klog = 0;
+    for f in read_tree(dir.path())?
+        .iter()
+        .filter(|f| f.container == "controller")
+    {
+        for r in &f.records {
+            if r.stream == "stdout" {
+                assert_eq!(nginx_shape(&r.text), reference, "{}", r.text);
+                access += 1;
+            } else if !r.text.contains("[error]") {
+                assert_eq!(klog_header(&r.text), klog_header(klog_ref), "{}", r.text);
+                klog += 1;
+            }
+        }
+    }
+    ensure!(
+        access > 1_000 && klog > 0,
+        "{access} access, {klog} klog lines"
+    );
+    // And the reader used by these tests accepts the public CRI sample's full lines.
+    let cri = fs::read_to_string(corpora.join("crowdsec_hub/cri-logs/cri-logs.log"))?;
+    let full = cri.lines().filter(|l| l.contains(" F ")).map(parse_cri);
+    ensure!(full.collect::<anyhow::Result<Vec<_>>>()?.len() == 2);
     Ok(())
 }

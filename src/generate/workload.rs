@@ -845,7 +845,7 @@ impl Workload {
         let host = self.db_host.clone();
         let mut m = std::mem::take(&mut self.msg);
         m.clear();
-        let (event, error) = match self.rng.below(6) {
+        let (event, error) = match self.rng.below(7) {
             0 => (
                 "database connection failed",
                 format!("ConnectionRefusedError: [Errno 111] Connect call failed ('{ip}', {DB_PORT})"),
@@ -862,6 +862,10 @@ impl Workload {
             3 => (
                 "db pool exhausted",
                 "sqlalchemy.exc.TimeoutError: QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00 (Background on this error at: https://sqlalche.me/e/20/3o7r)".to_owned(),
+            ),
+            6 => (
+                "database connection failed",
+                "psycopg.OperationalError: connection failed: FATAL:  too many connections for role \"authenticator\"".to_owned(),
             ),
             4 => (
                 "could not connect to database",
@@ -981,6 +985,7 @@ impl Workload {
                 ua,
                 upstream: Some(API_UPSTREAM),
                 time_s: duration_ms / 1e3,
+                browser: false,
             };
             return self.write_ingress(t, ingress, sink);
         }
@@ -1070,6 +1075,7 @@ impl Workload {
                 ua,
                 upstream: Some(upstream),
                 time_s: duration_ms / 1e3,
+                browser: false,
             },
             sink,
         )
@@ -1091,8 +1097,9 @@ impl Workload {
             1 => {
                 let _ = write!(
                     m,
-                    "{{\"event\": \"supabase client initialised\", \"url\": \"https://{}\", \"key\": \"{}\"",
-                    self.supabase_host, self.secrets.supabase_jwt
+                    "{{\"event\": \"supabase request\", \"url\": \"https://{}/rest/v1/documents\", \"headers\": {{\"apikey\": \"{jwt}\", \"Authorization\": \"Bearer {jwt}\"}}",
+                    self.supabase_host,
+                    jwt = self.secrets.supabase_jwt
                 );
                 "info"
             }
@@ -1138,6 +1145,7 @@ impl Workload {
                     ua,
                     upstream: Some(API_UPSTREAM),
                     time_s: duration_ms / 1e3,
+                    browser: true,
                 },
                 sink,
             )?;
@@ -1165,6 +1173,7 @@ impl Workload {
                 ua,
                 upstream: Some(WEB_UPSTREAM),
                 time_s,
+                browser: true,
             },
             sink,
         )
@@ -1192,7 +1201,7 @@ impl Workload {
             m.push('?');
             m.push_str(l.query);
         }
-        let referer = if self.rng.chance(0.6) {
+        let referer = if l.browser && self.rng.chance(0.6) {
             "https://chat.example.com/"
         } else {
             "-"
@@ -1382,6 +1391,8 @@ struct IngressLine<'a> {
     ua: &'a str,
     upstream: Option<&'a str>,
     time_s: f64,
+    /// Browsers send the app's origin; scanners and scripts send none.
+    browser: bool,
 }
 
 struct IpFmt([u8; 4]);
