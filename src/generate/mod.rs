@@ -263,8 +263,9 @@ pub fn generate(config: &GenerateConfig) -> anyhow::Result<GenerateReport> {
     })
 }
 
-/// Live mode for `sluice demo`: event time = wall time, writes at `rate_per_s` until `stop` is
-/// set, `duration` passes, or `lines` records are written. Incidents are planned from the
+/// Live mode for `sluice demo`: event time = wall time (`start` is ignored), writes at
+/// `rate_per_s` until `stop` is set, `duration` passes, or `lines` records are written. Every
+/// ~50 ms it writes what is due and flushes, so a tailer sees a steady stream. Incidents are planned from the
 /// start (after a one-minute warm-up, incidents before decoys so a demo shows alerts soon);
 /// `incidents.json` is written at the start with the full plan and rewritten at the end,
 /// clipped to what was actually generated. Rotated files beyond the kubelet's limit are

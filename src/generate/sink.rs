@@ -311,6 +311,50 @@ mod tests {
     }
 
     #[test]
+    fn live_rotation_keeps_only_the_newest_files() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut sink = Sink::new(1024, Some(2));
+        let c = sink.add_container(dir.path().join("ns_pod_uid").join("app"))?;
+        let t0 = 1_796_401_896_000_000_000;
+        let big = "x".repeat(2000);
+        for i in 0..6 {
+            sink.write_record(c, t0 + i * NANOS_PER_SEC, Stream::Stdout, &big)?;
+        }
+        let (files, stats) = sink.finish()?;
+        assert_eq!(stats.rotations, 5);
+        let names: Vec<String> = files
+            .iter()
+            .filter_map(|(p, _)| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        assert_eq!(
+            names,
+            ["0.log.20261204-163140", "0.log.20261204-163141", "0.log"]
+        );
+        let on_disk = fs::read_dir(dir.path().join("ns_pod_uid").join("app"))?.count();
+        assert_eq!(on_disk, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn same_second_rotation_waits_for_the_next_second() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut sink = Sink::new(1024, None);
+        let c = sink.add_container(dir.path().join("ns_pod_uid").join("app"))?;
+        let t0 = 1_796_401_896_000_000_000;
+        let big = "x".repeat(2000);
+        for i in 0..4 {
+            // Four records within one second: one rotation, then the live file grows.
+            sink.write_record(c, t0 + i * 1_000_000, Stream::Stdout, &big)?;
+        }
+        sink.write_record(c, t0 + NANOS_PER_SEC, Stream::Stdout, "next second")?;
+        let (files, stats) = sink.finish()?;
+        assert_eq!(stats.rotations, 2);
+        let counts: Vec<u64> = files.iter().map(|(_, n)| *n).collect();
+        assert_eq!(counts, [1, 3, 1]);
+        Ok(())
+    }
+
+    #[test]
     fn multi_line_record_is_one_cri_line_per_line_and_rotation_renames() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let mut sink = Sink::new(100, None);

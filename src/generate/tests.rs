@@ -945,3 +945,25 @@ fn ingress_and_klog_lines_have_the_shape_of_the_public_samples() -> anyhow::Resu
     ensure!(full.collect::<anyhow::Result<Vec<_>>>()?.len() == 2);
     Ok(())
 }
+
+#[test]
+fn default_start_is_recent_and_on_a_minute() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let before = Utc::now();
+    let report = generate(&GenerateConfig {
+        out: dir.path().to_path_buf(),
+        lines: Some(1_000),
+        rate_per_s: 10.0,
+        ..GenerateConfig::default()
+    })?;
+    let span = chrono::Duration::seconds(100);
+    assert_eq!(report.end - report.start, span);
+    assert_eq!(report.start.timestamp() % 60, 0);
+    let latest = before - span;
+    ensure!(
+        report.start <= Utc::now() - span && latest - report.start < chrono::Duration::seconds(61),
+        "start {} for a run at {before}",
+        report.start
+    );
+    Ok(())
+}
