@@ -868,16 +868,11 @@ fn merge_token(template: &str, token: &str) -> String {
     let mut sb = token.split(|c: char| c.is_ascii() && is_delimiter(c as u8));
     let delims: Vec<u8> = skeleton(a);
     let mut di = 0usize;
-    loop {
-        match (sa.next(), sb.next()) {
-            (Some(x), Some(y)) => {
-                if x == y {
-                    out.push_str(x);
-                } else {
-                    out.push_str(WILDCARD);
-                }
-            }
-            _ => break,
+    while let (Some(x), Some(y)) = (sa.next(), sb.next()) {
+        if x == y {
+            out.push_str(x);
+        } else {
+            out.push_str(WILDCARD);
         }
         if di < delims.len() {
             out.push(delims[di] as char);

@@ -624,7 +624,7 @@ impl SecurityDetector {
             .iter()
             .map(|((d, k), b)| (*d, *k, b.clone()))
             .collect();
-        buckets.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        buckets.sort_by_key(|b| (b.0, b.1));
         SecuritySnapshot {
             version: SECURITY_SNAPSHOT_VERSION,
             buckets,

@@ -608,7 +608,7 @@ fn hex_val(b: u8) -> Option<u8> {
 }
 
 fn percent_decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
-    if !s.contains('%') && !(plus_is_space && s.contains('+')) {
+    if !s.contains('%') && (!plus_is_space || !s.contains('+')) {
         return Cow::Borrowed(s);
     }
     let b = s.as_bytes();
