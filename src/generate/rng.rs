@@ -76,17 +76,20 @@ impl Rng {
         weights.len() - 1
     }
 
-    /// Standard normal, by Box–Muller (one value per call; the pair's twin is dropped to keep
-    /// the state a single `u64`).
+    /// Approximately standard normal: the Irwin–Hall sum of twelve uniforms minus six
+    /// (mean 0, variance 1, tails cut at ±6). Only additions, so the value is bit-identical on
+    /// every platform, unlike Box–Muller through the platform's `ln` and `cos`.
     pub(crate) fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.f64(); // (0, 1]: ln is finite
-        let u2 = self.f64();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        let mut sum = 0.0;
+        for _ in 0..12 {
+            sum += self.f64();
+        }
+        sum - 6.0
     }
 
     /// Log-normal with the given median and shape `sigma` (of the underlying normal).
     pub(crate) fn log_normal(&mut self, median: f64, sigma: f64) -> f64 {
-        median * (sigma * self.normal()).exp()
+        median * exp(sigma * self.normal())
     }
 
     /// 16 random bytes shaped as a version-4 UUID.
@@ -98,6 +101,25 @@ impl Rng {
         b[8] = (b[8] & 0x3f) | 0x80;
         b
     }
+}
+
+/// `e^x` from basic IEEE operations only (round, multiply, add, bit assembly), so the
+/// workload's bytes do not depend on the platform's libm. Accurate to a few ULP for the
+/// |x| < 700 the workload uses.
+pub(crate) fn exp(x: f64) -> f64 {
+    const LN2: f64 = std::f64::consts::LN_2;
+    let x = x.clamp(-700.0, 700.0);
+    let k = (x / LN2).round();
+    let r = x - k * LN2; // |r| <= ln2 / 2
+    // Taylor series to r^13 / 13!: the next term is below 1e-17 for |r| <= 0.35.
+    let mut term = 1.0;
+    let mut sum = 1.0;
+    for i in 1..=13 {
+        term = term * r / f64::from(i);
+        sum += term;
+    }
+    let scale = f64::from_bits(((1023 + k as i64) as u64) << 52);
+    sum * scale
 }
 
 #[cfg(test)]
@@ -135,5 +157,26 @@ mod tests {
         // The median is where it should be (within a generous band).
         assert!((4_500..5_500).contains(&below_median), "{below_median}");
         assert_eq!(r.weighted(&[0, 0, 5]), 2);
+    }
+
+    #[test]
+    fn own_exp_matches_std_closely() {
+        for i in -400..=400 {
+            let x = f64::from(i) / 37.0;
+            let (ours, std) = (exp(x), x.exp());
+            assert!(((ours - std) / std).abs() < 1e-14, "{x}: {ours} vs {std}");
+        }
+        assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
+    fn normal_has_unit_variance() {
+        let mut r = Rng::new(3);
+        let n = 20_000;
+        let xs: Vec<f64> = (0..n).map(|_| r.normal()).collect();
+        let mean = xs.iter().sum::<f64>() / f64::from(n);
+        let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / f64::from(n);
+        assert!(mean.abs() < 0.03, "{mean}");
+        assert!((var - 1.0).abs() < 0.05, "{var}");
     }
 }
