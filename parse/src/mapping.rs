@@ -694,12 +694,19 @@ impl<'a> Collector<'a> {
     fn finish_message(&mut self, ev: &mut LogEvent) -> bool {
         let mut has = false;
         if let Some(s) = self.take(Role::Message) {
-            match s.val.to_text() {
-                Some(t) => {
+            match s.val {
+                // Move an unescaped-and-owned string instead of copying it again.
+                JVal::Str(t) => {
                     ev.message = t.into_owned();
                     has = true;
                 }
-                None => self.reject(s),
+                ref v => match v.to_text() {
+                    Some(t) => {
+                        ev.message = t.into_owned();
+                        has = true;
+                    }
+                    None => self.reject(s),
+                },
             }
         }
         if let Some(s) = self.take(Role::Template) {

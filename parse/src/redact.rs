@@ -508,13 +508,16 @@ fn redact_cards(s: &str, kinds: &mut Kinds) -> Option<String> {
         if !b[i].is_ascii_digit() {
             // Skip ahead: a card spans at least 13 card bytes (digits and separators), so
             // when the byte 12 ahead is not one, no card starts anywhere in between.
-            match b.get(i + MIN_CARD_SPAN - 1) {
-                None => break,
-                Some(c) if !(c.is_ascii_digit() || *c == b' ' || *c == b'-') => {
-                    i += MIN_CARD_SPAN;
-                }
-                Some(_) => i += 1,
-            }
+            // More generally (Horspool-style): a card starting in this window must consist of
+            // card bytes up to the window's end, so it starts after the last non-card byte.
+            let Some(window) = b.get(i..i + MIN_CARD_SPAN) else {
+                break;
+            };
+            let is_card_byte = |c: &u8| c.is_ascii_digit() || *c == b' ' || *c == b'-';
+            i += match window.iter().rposition(|c| !is_card_byte(c)) {
+                Some(k) => k + 1,
+                None => 1,
+            };
             continue;
         }
         let start = i;
