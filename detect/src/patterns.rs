@@ -102,6 +102,9 @@ const CALENDAR_NAMES: &[&str] = &[
     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
+/// How many plain differences a disagreement between two structured tokens counts as.
+const STRUCTURAL_MISMATCH_WEIGHT: usize = 3;
+
 /// Configuration of the pattern miner: one configuration serves every dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -804,6 +807,10 @@ fn similarity(template: &[String], tokens: &[&str]) -> f64 {
         if t == m || compatible_tokens(t, m) {
             same += 1;
             considered += 1;
+        } else if has_delimiter(t) && has_delimiter(m) && !differs_in_values_only(t, m) {
+            // Two structured tokens that disagree beyond their values (`tty=NODEVssh` /
+            // `tty=:<*>`, `(uid=<*>)` / `LOGIN(uid=<*>)`) are different fields.
+            considered += STRUCTURAL_MISMATCH_WEIGHT;
         } else if is_keyword(t) && is_keyword(m) {
             // Two upper-case keywords (`HTTPS`/`SOCKS5`, `GET`/`POST`) name different events
             // more often than it holds a value: it weighs as two differences.
@@ -819,6 +826,24 @@ fn similarity(template: &[String], tokens: &[&str]) -> f64 {
     }
 }
 
+/// True when two tokens share their delimiter skeleton and differ only in segments that follow
+/// a `=` or `:` (`user=root` / `user=git`): the same key with another value.
+fn differs_in_values_only(a: &str, b: &str) -> bool {
+    let skeleton = |s: &str| -> Vec<u8> { s.bytes().filter(|&c| is_delimiter(c)).collect() };
+    let delims = skeleton(a);
+    if delims != skeleton(b) {
+        return false;
+    }
+    split_segments(a)
+        .zip(split_segments(b))
+        .enumerate()
+        .all(|(i, (x, y))| x == y || (i > 0 && matches!(delims[i - 1], b'=' | b':')))
+}
+
+fn has_delimiter(t: &str) -> bool {
+    t.bytes().any(is_delimiter)
+}
+
 /// An all-capitals word of two or more letters, optionally ending in digits (`HTTPS`, `SOCKS5`).
 fn is_keyword(t: &str) -> bool {
     let b = t.as_bytes();
@@ -831,8 +856,8 @@ fn split_segments(s: &str) -> impl Iterator<Item = &str> {
 }
 
 /// True when two tokens (not bare variables) share their delimiter skeleton and every pair of
-/// segments is equal or one side is a variable or empty (`user=<*>` and `user=root`, `()` and
-/// `(<*>)`): the same shape with a different value.
+/// segments is equal or one side is a variable (`user=<*>` and `user=root`, `()` and `(<*>)`):
+/// the same shape with a different value. `(uid=<*>)` and `LOGIN(uid=<*>)` differ.
 fn compatible_tokens(a: &str, b: &str) -> bool {
     if !(a.contains(WILDCARD) || b.contains(WILDCARD)) {
         return false;
@@ -848,7 +873,7 @@ fn compatible_tokens(a: &str, b: &str) -> bool {
     }
     split_segments(a)
         .zip(split_segments(b))
-        .all(|(x, y)| x == y || x == WILDCARD || y == WILDCARD || x.is_empty() || y.is_empty())
+        .all(|(x, y)| x == y || x == WILDCARD || y == WILDCARD)
 }
 
 /// The generalisation of two differing tokens: when both split into the same delimiter
