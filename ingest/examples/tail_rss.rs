@@ -41,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         acker.ack(batch.records.iter().map(|r| &r.source));
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu = thread_cpu_secs("sluice-tailer");
     let stats = handle.stats();
     println!(
         "{} records, {:.1} MiB in {secs:.2} s: {:.0} MiB/s, {:.0} records/s (bytes_read {})",
@@ -50,6 +51,34 @@ fn main() -> anyhow::Result<()> {
         records as f64 / secs,
         IngestStats::get(&stats.bytes_read)
     );
+    if let Some(cpu) = cpu {
+        println!(
+            "tailer thread CPU {cpu:.2} s: {:.0} MiB per CPU-second",
+            bytes as f64 / 1048576.0 / cpu
+        );
+    }
     handle.shutdown()?;
     Ok(())
+}
+
+/// User + system CPU seconds of this process's thread named `name` (Linux `/proc`), so the
+/// figure does not depend on how busy the machine's other cores are.
+fn thread_cpu_secs(name: &str) -> Option<f64> {
+    /// `/proc` reports CPU time in clock ticks, 100 per second on Linux.
+    const TICKS_PER_SEC: f64 = 100.0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let utime: f64 = fields.get(11)?.parse().ok()?;
+        let stime: f64 = fields.get(12)?.parse().ok()?;
+        return Some((utime + stime) / TICKS_PER_SEC);
+    }
+    None
 }

@@ -544,3 +544,36 @@ fn dropping_the_handle_stops_promptly_and_writes_no_unacked_checkpoint() -> Resu
     );
     Ok(())
 }
+
+#[test]
+fn becomes_idle_within_two_seconds_of_the_last_write_with_default_timings() -> Result<()> {
+    let env = Env::new()?;
+    let c = env.container("ns", "p", "c")?;
+    let cfg = ingest::TailerConfig {
+        pods_dir: Some(env.pods.clone()),
+        state_dir: env.state.clone(),
+        ..ingest::TailerConfig::default()
+    };
+    let mut run = Run::start(&cfg)?;
+    for i in 0..20 {
+        append(
+            &c.join("0.log"),
+            cri(i, "stdout", false, &format!("l{i}")).as_bytes(),
+        )?;
+        run.pump(Duration::from_millis(20))?;
+    }
+    // The last line is held for a possible Java continuation until the flush timeout.
+    let last_write = std::time::Instant::now();
+    while !run.handle()?.is_idle() {
+        ensure!(
+            last_write.elapsed() < Duration::from_secs(2),
+            "not idle 2 s after the last write"
+        );
+        run.pump(Duration::from_millis(10))?;
+    }
+    let took = last_write.elapsed();
+    let records = run.shutdown()?;
+    assert_eq!(records.len(), 20);
+    eprintln!("idle {took:?} after the last write");
+    Ok(())
+}
