@@ -577,3 +577,52 @@ fn becomes_idle_within_two_seconds_of_the_last_write_with_default_timings() -> R
     eprintln!("idle {took:?} after the last write");
     Ok(())
 }
+
+#[test]
+fn a_file_compressed_while_the_agent_was_down_resumes_from_its_gz_with_the_same_ids() -> Result<()>
+{
+    let env = Env::new()?;
+    let c = env.container("ns", "p", "c")?;
+    let text: String = (0..1000)
+        .map(|i| cri(i, "stdout", false, &format!("l{i}")))
+        .collect();
+    append(&c.join("0.log"), text.as_bytes())?;
+    let mut run = Run::start(&env.config())?;
+    run.ack = false;
+    run.pump(Duration::from_millis(300))?;
+    let first = run.received.clone();
+    ensure!(first.len() == 1000, "got {}", first.len());
+    run.handle()?
+        .acker()
+        .ack(first[..400].iter().map(|r| &r.source));
+    std::thread::sleep(Duration::from_millis(200));
+    drop(run.crash());
+    // While the agent is down: kubelet rotation, then compression of the rotated file.
+    let rotated = c.join("0.log.20261204-170000");
+    fs::rename(c.join("0.log"), &rotated)?;
+    append(
+        &c.join("0.log"),
+        cri(5000, "stdout", false, "fresh").as_bytes(),
+    )?;
+    gzip_file(&rotated, &c.join("0.log.20261204-170000.gz"))?;
+    fs::remove_file(&rotated)?;
+    let mut run = Run::start(&env.config())?;
+    run.until_idle(WAIT)?;
+    let second = run.shutdown()?;
+    assert_eq!(
+        second.len(),
+        601,
+        "600 unacknowledged lines from the .gz, then the new file"
+    );
+    for (a, b) in first[400..].iter().zip(&second) {
+        assert_eq!(
+            a.event_id(),
+            b.event_id(),
+            "same id whether read plain or compressed"
+        );
+        assert_eq!(a.message, b.message);
+        assert!(b.source.path.ends_with(".gz"));
+    }
+    assert_eq!(second[600].message, "fresh");
+    Ok(())
+}
