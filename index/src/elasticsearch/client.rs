@@ -7,7 +7,7 @@ use elasticsearch::auth::Credentials;
 use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::Url;
 use elasticsearch::http::transport::{
-    MultiNodeConnectionPool, SingleNodeConnectionPool, TransportBuilder,
+    BuildError, MultiNodeConnectionPool, SingleNodeConnectionPool, TransportBuilder,
 };
 
 use super::config::{EsAuth, EsConfig};
@@ -57,8 +57,81 @@ pub(crate) fn build_client(cfg: &EsConfig) -> Result<Elasticsearch, EsError> {
     } else if cfg.tls.insecure_skip_verify {
         builder = builder.cert_validation(CertificateValidation::None);
     }
-    let transport = builder
-        .build()
-        .map_err(|e| EsError::Client(e.to_string()))?;
+    let transport = builder.build().map_err(|e| match (&e, &cfg.tls.ca_file) {
+        // rustls parses the CA only here; say which file it rejected.
+        (BuildError::Cert(_), Some(path)) => EsError::Tls {
+            path: path.clone(),
+            reason: error_chain(&e),
+        },
+        _ => EsError::Client(error_chain(&e)),
+    })?;
     Ok(Elasticsearch::new(transport))
+}
+
+/// `e` and its sources, `outer: inner: innermost` (reqwest's own message is just "builder
+/// error").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        out.push_str(": ");
+        out.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elasticsearch::config::{EsTls, SecretSource};
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    #[test]
+    fn a_missing_or_garbled_ca_file_is_a_tls_error() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let garbled = dir.path().join("ca.pem");
+        std::fs::write(
+            &garbled,
+            "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+        )?;
+        for path in [dir.path().join("missing.pem"), garbled] {
+            let cfg = EsConfig {
+                urls: vec!["https://127.0.0.1:9200".into()],
+                tls: EsTls {
+                    ca_file: Some(path.clone()),
+                    insecure_skip_verify: false,
+                },
+                ..EsConfig::default()
+            };
+            match build_client(&cfg) {
+                Err(EsError::Tls { path: got, .. }) => assert_eq!(got, path),
+                other => panic!("expected a tls error for {}, got {other:?}", path.display()),
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn secrets_are_read_when_the_client_is_built() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let cfg = EsConfig {
+            auth: EsAuth::Basic {
+                username: "sluice".into(),
+                password: SecretSource {
+                    env: None,
+                    file: Some(dir.path().join("absent")),
+                },
+            },
+            ..EsConfig::default()
+        };
+        match build_client(&cfg) {
+            Err(err @ EsError::Secret { .. }) => assert_eq!(err.error_code(), "es_secret"),
+            other => panic!("expected a secret error, got {other:?}"),
+        }
+        std::fs::write(dir.path().join("absent"), "pw\n")?;
+        build_client(&cfg)?;
+        Ok(())
+    }
 }

@@ -62,8 +62,9 @@ pub struct EsConfig {
     pub batch_max_docs: usize,
     /// A partly filled batch is sent after this long.
     pub batch_interval_ms: u64,
-    /// `_bulk` requests in flight at once (across all callers of one writer). In-flight memory
-    /// is bounded by `max_concurrency × batch_max_bytes`.
+    /// `_bulk` requests in flight at once (across all callers of one writer). The serialized
+    /// documents in flight never exceed `max_concurrency × batch_max_bytes` (plus one batch
+    /// being cut); the HTTP client holds one more copy of each request body while sending.
     pub max_concurrency: usize,
     /// Per-request timeout.
     pub request_timeout_ms: u64,
@@ -121,7 +122,8 @@ pub struct SecretSource {
     pub file: Option<PathBuf>,
 }
 
-/// TLS for `https://` URLs. Without a CA file the system's web PKI roots are trusted.
+/// TLS for `https://` URLs (rustls). Without a CA file the Mozilla web PKI roots compiled
+/// into the binary are trusted; a CA file is trusted in addition to them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EsTls {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use elasticsearch::http::StatusCode;
 use elasticsearch::{BulkParts, Elasticsearch};
 use schemas::LogEvent;
@@ -373,7 +373,9 @@ impl Inner {
                 return;
             }
             let pending_len = pending.len();
-            let body = join_lines(&pending);
+            // Refcounted views of the serialized lines: no copy until the transport writes
+            // the request body.
+            let body: Vec<Bytes> = pending.iter().map(|d| d.lines.clone()).collect();
             let sent = tokio::select! {
                 sent = self.post_bulk(body) => sent,
                 _ = shutdown.wait_for(|stop| *stop) => {
@@ -438,14 +440,16 @@ impl Inner {
     }
 
     /// POSTs one `_bulk` body; `Err` is a failure to get a response at all.
-    async fn post_bulk(&self, body: Bytes) -> Result<(StatusCode, Bytes), String> {
+    /// `lines` each end with a newline, so the client's NDJSON body adds none.
+    async fn post_bulk(&self, lines: Vec<Bytes>) -> Result<(StatusCode, Bytes), String> {
         EsMetrics::add(&self.metrics.bulk_requests, 1);
-        EsMetrics::add(&self.metrics.bytes_sent, body.len() as u64);
+        let bytes: usize = lines.iter().map(Bytes::len).sum();
+        EsMetrics::add(&self.metrics.bytes_sent, bytes as u64);
         let resp = self
             .client
             .bulk(BulkParts::Index(&self.data_stream))
             .filter_path(BULK_FILTER_PATH)
-            .body(vec![body])
+            .body(lines)
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -618,15 +622,6 @@ impl Inner {
         let random = xxhash_rust::xxh3::xxh3_64(&state.to_le_bytes());
         Duration::from_millis(half + random % (capped - half + 1))
     }
-}
-
-fn join_lines(docs: &[Doc]) -> Bytes {
-    let len = docs.iter().map(|d| d.lines.len()).sum();
-    let mut body = BytesMut::with_capacity(len);
-    for doc in docs {
-        body.extend_from_slice(&doc.lines);
-    }
-    body.freeze()
 }
 
 /// `(status, error)` of each item of a bulk response, in request order.
