@@ -2,7 +2,7 @@
 //! `perf stat` / `perf record` on real logs:
 //!
 //! ```sh
-//! cargo run --release -p parse --example parse_file -- app.log 20
+//! cargo run --release -p parse --example parse_file -- app.log 20 [no-redaction|no-cards]
 //! ```
 
 use std::time::Instant;
@@ -14,9 +14,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = args.next().ok_or("usage: parse_file FILE [PASSES]")?;
     let passes: usize = args.next().map_or(Ok(1), |p| p.parse())?;
     let data = std::fs::read(&path)?;
-    let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&[u8]> = data
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     let bytes: usize = lines.iter().map(|l| l.len()).sum();
-    let mut parser = Parser::try_new(&ParseConfig::default())?;
+    // Optional third argument to see what redaction costs: `no-redaction` or `no-cards`.
+    let mut config = ParseConfig::default();
+    match args.next().as_deref() {
+        Some("no-redaction") => config.redaction.enabled = false,
+        Some("no-cards") => config.redaction.card_numbers = false,
+        _ => {}
+    }
+    let mut parser = Parser::try_new(&config)?;
     let now = chrono::Utc::now();
     let start = Instant::now();
     let mut checksum = 0usize;
@@ -36,7 +46,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut metrics = String::new();
     parser.stats().render_prometheus(&mut metrics);
-    for line in metrics.lines().filter(|l| !l.starts_with('#') && !l.ends_with(" 0")) {
+    for line in metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.ends_with(" 0"))
+    {
         println!("{line}");
     }
     Ok(())

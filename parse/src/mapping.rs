@@ -768,8 +768,17 @@ impl<'a> Collector<'a> {
         if let Some(s) = self.take(Role::Path) {
             match s.val.as_str() {
                 Some(p) if http_context && p.starts_with('/') => {
+                    // A bare path is not an "original URL": only path (and query) are set.
                     if ev.url.path.is_none() {
-                        set_url(ev, p);
+                        match p.split_once('?') {
+                            Some((path, q)) => {
+                                ev.url.path = Some(path.to_owned());
+                                if !q.is_empty() && ev.url.query.is_none() {
+                                    ev.url.query = Some(q.to_owned());
+                                }
+                            }
+                            None => ev.url.path = Some(p.to_owned()),
+                        }
                     }
                 }
                 _ => self.reject(s),

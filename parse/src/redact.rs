@@ -189,6 +189,18 @@ const MAX_PEM_HEADER: usize = 64;
 const CARD_DIGITS: std::ops::RangeInclusive<usize> = 13..=19;
 /// Fewest bytes a card number spans (13 digits, no separators): the card scan's skip distance.
 const MIN_CARD_SPAN: usize = 13;
+/// Byte classes for the card scan: 1 digit, 2 separator (space, dash), 0 anything else.
+const CARD_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut d = b'0';
+    while d <= b'9' {
+        t[d as usize] = 1;
+        d += 1;
+    }
+    t[b' ' as usize] = 2;
+    t[b'-' as usize] = 2;
+    t
+};
 
 /// Finds and replaces secrets. Built once per [`crate::Parser`].
 #[derive(Debug)]
@@ -505,19 +517,32 @@ fn redact_cards(s: &str, kinds: &mut Kinds) -> Option<String> {
     let mut copied = 0;
     let mut i = 0;
     while i < b.len() {
-        if !b[i].is_ascii_digit() {
-            // Skip ahead: a card spans at least 13 card bytes (digits and separators), so
-            // when the byte 12 ahead is not one, no card starts anywhere in between.
-            // More generally (Horspool-style): a card starting in this window must consist of
-            // card bytes up to the window's end, so it starts after the last non-card byte.
+        if CARD_CLASS[usize::from(b[i])] != 1 {
+            // Skip ahead (Horspool-style): a card spans at least 13 card bytes (digits and
+            // separators), so one starting in this window must be all card bytes up to the
+            // window's end: it starts after the window's last non-card byte.
             let Some(window) = b.get(i..i + MIN_CARD_SPAN) else {
                 break;
             };
-            let is_card_byte = |c: &u8| c.is_ascii_digit() || *c == b' ' || *c == b'-';
-            i += match window.iter().rposition(|c| !is_card_byte(c)) {
+            i += match window
+                .iter()
+                .rposition(|c| CARD_CLASS[usize::from(*c)] == 0)
+            {
                 Some(k) => k + 1,
                 None => 1,
             };
+            continue;
+        }
+        // Cheap check before the exact one: the run of card bytes from here must hold at
+        // least 13 digits (most digit runs are times, ports and ids, far shorter).
+        let mut j = i;
+        let mut run_digits = 0usize;
+        while j < b.len() && CARD_CLASS[usize::from(b[j])] != 0 {
+            run_digits += usize::from(CARD_CLASS[usize::from(b[j])] & 1);
+            j += 1;
+        }
+        if run_digits < *CARD_DIGITS.start() {
+            i = j;
             continue;
         }
         let start = i;
