@@ -168,8 +168,9 @@ pub(crate) enum Ctx {
     Instant,
 }
 
-/// Normalizes a key into `buf`: ASCII lower case without `_`, `-`, `.` and spaces.
-fn normalize<'b>(key: &str, buf: &'b mut [u8; MAX_KEY_BYTES]) -> Option<&'b str> {
+/// Normalizes a key into `buf`: ASCII lower case without `_`, `-`, `.` and spaces. `None` for
+/// keys too long or not ASCII (no ECS name is either).
+fn normalize<'b>(key: &str, buf: &'b mut [u8; MAX_KEY_BYTES]) -> Option<&'b [u8]> {
     if key.len() > MAX_KEY_BYTES {
         return None;
     }
@@ -184,7 +185,7 @@ fn normalize<'b>(key: &str, buf: &'b mut [u8; MAX_KEY_BYTES]) -> Option<&'b str>
             _ => return None,
         }
     }
-    std::str::from_utf8(&buf[..n]).ok()
+    Some(&buf[..n])
 }
 
 /// The meaning of `key` inside `ctx`: the role of a scalar value, the context of an object
@@ -201,181 +202,188 @@ fn lookup(ctx: Ctx, key: &str) -> (Option<Role>, Option<Ctx>, DurUnit) {
     let dur = |u: DurUnit| (Some(R::Duration), None, u);
     match ctx {
         Ctx::Root => match k {
-            "time" | "timestamp" | "ts" | "@timestamp" | "@t" | "asctime" | "t" | "date"
-            | "datetime" | "eventtime" | "logtime" | "timelocal" | "timeiso8601"
-            | "timeunixnano" | "realtimetimestamp" | "@time" | "timemillis" | "timemsec" => {
+            b"time" | b"timestamp" | b"ts" | b"@timestamp" | b"@t" | b"asctime" | b"t"
+            | b"date" | b"datetime" | b"eventtime" | b"logtime" | b"timelocal" | b"timeiso8601"
+            | b"timeunixnano" | b"realtimetimestamp" | b"@time" | b"timemillis" | b"timemsec" => {
                 role(R::Timestamp)
             }
-            "level" | "lvl" | "severity" | "levelname" | "loglevel" | "@l" | "severitytext"
-            | "@level" | "levelstr" | "levelvalue" => both(R::Level, Ctx::Level),
-            "severitynumber" => role(R::LevelOtel),
-            "msg" | "message" | "@m" | "@message" | "body" | "shortmessage" | "fullmessage"
-            | "logmessage" => role(R::Message),
-            "event" => both(R::Message, Ctx::Event),
-            "log" => both(R::Message, Ctx::Log),
-            "@mt" | "messagetemplate" => role(R::Template),
-            "logger" | "loggername" | "loglogger" | "target" | "name" | "category"
-            | "sourcecontext" | "@logger" => role(R::Logger),
-            "service" | "servicename" | "app" | "application" | "appname" => {
+            b"level" | b"lvl" | b"severity" | b"levelname" | b"loglevel" | b"@l"
+            | b"severitytext" | b"@level" | b"levelstr" | b"levelvalue" => {
+                both(R::Level, Ctx::Level)
+            }
+            b"severitynumber" => role(R::LevelOtel),
+            b"msg" | b"message" | b"@m" | b"@message" | b"body" | b"shortmessage"
+            | b"fullmessage" | b"logmessage" => role(R::Message),
+            b"event" => both(R::Message, Ctx::Event),
+            b"log" => both(R::Message, Ctx::Log),
+            b"@mt" | b"messagetemplate" => role(R::Template),
+            b"logger" | b"loggername" | b"loglogger" | b"target" | b"name" | b"category"
+            | b"sourcecontext" | b"@logger" => role(R::Logger),
+            b"service" | b"servicename" | b"app" | b"application" | b"appname" => {
                 both(R::Service, Ctx::Service)
             }
-            "method"
-            | "httpmethod"
-            | "requestmethod"
-            | "httprequestmethod"
-            | "verb"
-            | "clientrequestmethod" => role(R::Method),
-            "path" | "endpoint" | "urlpath" | "requestpath" | "httppath" => role(R::Path),
-            "url" => both(R::Url, Ctx::Url),
-            "uri" | "requesturi" | "urloriginal" | "clientrequesturi" | "requesturl"
-            | "urlfull" => role(R::Url),
-            "query" | "querystring" | "urlquery" => role(R::Query),
-            "status"
-            | "statuscode"
-            | "httpstatus"
-            | "responsestatus"
-            | "httpresponsestatuscode"
-            | "edgeresponsestatus"
-            | "httpstatuscode"
-            | "downstreamstatus" => role(R::Status),
-            "durationms" | "responsetimems" | "elapsedms" | "latencyms" | "tookms" | "timems"
-            | "requesttimems" | "durationmillis" | "elapsedmillis" => dur(DurUnit::Millis),
-            "durationns" | "durationnanos" | "eventduration" | "originduration" => {
+            b"method"
+            | b"httpmethod"
+            | b"requestmethod"
+            | b"httprequestmethod"
+            | b"verb"
+            | b"clientrequestmethod" => role(R::Method),
+            b"path" | b"endpoint" | b"urlpath" | b"requestpath" | b"httppath" => role(R::Path),
+            b"url" => both(R::Url, Ctx::Url),
+            b"uri" | b"requesturi" | b"urloriginal" | b"clientrequesturi" | b"requesturl"
+            | b"urlfull" => role(R::Url),
+            b"query" | b"querystring" | b"urlquery" => role(R::Query),
+            b"status"
+            | b"statuscode"
+            | b"httpstatus"
+            | b"responsestatus"
+            | b"httpresponsestatuscode"
+            | b"edgeresponsestatus"
+            | b"httpstatuscode"
+            | b"downstreamstatus" => role(R::Status),
+            b"durationms" | b"responsetimems" | b"elapsedms" | b"latencyms" | b"tookms"
+            | b"timems" | b"requesttimems" | b"durationmillis" | b"elapsedmillis" => {
+                dur(DurUnit::Millis)
+            }
+            b"durationns" | b"durationnanos" | b"eventduration" | b"originduration" => {
                 dur(DurUnit::Nanos)
             }
-            "durationus" | "durationmicros" | "elapsedus" => dur(DurUnit::Micros),
-            "durations"
-            | "durationsec"
-            | "durationseconds"
-            | "requesttime"
-            | "upstreamresponsetime"
-            | "elapsedseconds"
-            | "latencyseconds" => dur(DurUnit::Seconds),
+            b"durationus" | b"durationmicros" | b"elapsedus" => dur(DurUnit::Micros),
+            b"durations"
+            | b"durationsec"
+            | b"durationseconds"
+            | b"requesttime"
+            | b"upstreamresponsetime"
+            | b"elapsedseconds"
+            | b"latencyseconds" => dur(DurUnit::Seconds),
             // Traefik prints `Duration` in nanoseconds; everyone else's `duration` is
             // decided by the value (see `duration` module docs).
-            "duration" if key == "Duration" => dur(DurUnit::Nanos),
-            "duration" | "latency" | "elapsed" | "took" | "responsetime" | "processtime"
-            | "timetaken" | "requestduration" | "elapsedtime" => dur(DurUnit::Guess),
-            "clientip" | "clientaddr" | "remoteaddr" | "remoteip" | "ip" | "remoteaddress"
-            | "ipaddress" | "realip" | "xforwardedfor" | "sourceip" | "clientaddress" => {
-                role(R::ClientIp)
-            }
-            "useragent" => both(R::UserAgent, Ctx::UserAgent),
-            "httpuseragent" | "ua" | "useragentoriginal" | "clientrequestuseragent" => {
+            b"duration" if key == "Duration" => dur(DurUnit::Nanos),
+            b"duration" | b"latency" | b"elapsed" | b"took" | b"responsetime" | b"processtime"
+            | b"timetaken" | b"requestduration" | b"elapsedtime" => dur(DurUnit::Guess),
+            b"clientip" | b"clientaddr" | b"remoteaddr" | b"remoteip" | b"ip"
+            | b"remoteaddress" | b"ipaddress" | b"realip" | b"xforwardedfor" | b"sourceip"
+            | b"clientaddress" => role(R::ClientIp),
+            b"useragent" => both(R::UserAgent, Ctx::UserAgent),
+            b"httpuseragent" | b"ua" | b"useragentoriginal" | b"clientrequestuseragent" => {
                 role(R::UserAgent)
             }
-            "referer"
-            | "referrer"
-            | "httpreferer"
-            | "httpreferrer"
-            | "clientrequestreferer"
-            | "httprequestreferrer" => role(R::Referrer),
-            "user" => both(R::User, Ctx::User),
-            "username" | "usr" | "login" => role(R::User),
-            "traceid" | "ddtraceid" | "oteltraceid" | "traceidhex" => role(R::TraceId),
-            "trace" => obj(Ctx::Trace),
-            "spanid" | "ddspanid" | "otelspanid" => role(R::SpanId),
-            "span" => obj(Ctx::Span),
-            "error" | "err" | "exception" | "excinfo" | "exctext" | "@x" | "throwable"
-            | "thrown" | "exc" => both(R::Error, Ctx::Error),
-            "stack" | "stacktrace" | "errorstacktrace" | "errorstack" | "backtrace" => {
+            b"referer"
+            | b"referrer"
+            | b"httpreferer"
+            | b"httpreferrer"
+            | b"clientrequestreferer"
+            | b"httprequestreferrer" => role(R::Referrer),
+            b"user" => both(R::User, Ctx::User),
+            b"username" | b"usr" | b"login" => role(R::User),
+            b"traceid" | b"ddtraceid" | b"oteltraceid" | b"traceidhex" => role(R::TraceId),
+            b"trace" => obj(Ctx::Trace),
+            b"spanid" | b"ddspanid" | b"otelspanid" => role(R::SpanId),
+            b"span" => obj(Ctx::Span),
+            b"error" | b"err" | b"exception" | b"excinfo" | b"exctext" | b"@x" | b"throwable"
+            | b"thrown" | b"exc" => both(R::Error, Ctx::Error),
+            b"stack" | b"stacktrace" | b"errorstacktrace" | b"errorstack" | b"backtrace" => {
                 role(R::ErrorStack)
             }
-            "errortype" | "errorkind" | "exceptiontype" | "exceptionclass" | "errorclass" => {
+            b"errortype" | b"errorkind" | b"exceptiontype" | b"exceptionclass" | b"errorclass" => {
                 role(R::ErrorType)
             }
-            "errormessage" | "errmsg" | "exceptionmessage" | "errormsg" => role(R::ErrorMessage),
-            "protocol" | "proto" | "httpversion" | "serverprotocol" | "requestprotocol" => {
+            b"errormessage" | b"errmsg" | b"exceptionmessage" | b"errormsg" => {
+                role(R::ErrorMessage)
+            }
+            b"protocol" | b"proto" | b"httpversion" | b"serverprotocol" | b"requestprotocol" => {
                 role(R::HttpVersion)
             }
-            "bytes" | "bodybytessent" | "bytessent" | "responsesize" | "httpresponsebytes"
-            | "responsebytes" => role(R::Bytes),
-            "eventdataset" => role(R::Dataset),
-            "request" | "req" | "httprequest" => both(R::RequestLine, Ctx::Request),
-            "response" | "res" | "httpresponse" => obj(Ctx::Response),
-            "http" => obj(Ctx::Http),
-            "client" => obj(Ctx::Client),
-            "headers" => obj(Ctx::Headers),
-            "instant" => obj(Ctx::Instant),
+            b"bytes" | b"bodybytessent" | b"bytessent" | b"responsesize" | b"httpresponsebytes"
+            | b"responsebytes" => role(R::Bytes),
+            b"eventdataset" => role(R::Dataset),
+            b"request" | b"req" | b"httprequest" => both(R::RequestLine, Ctx::Request),
+            b"response" | b"res" | b"httpresponse" => obj(Ctx::Response),
+            b"http" => obj(Ctx::Http),
+            b"client" => obj(Ctx::Client),
+            b"headers" => obj(Ctx::Headers),
+            b"instant" => obj(Ctx::Instant),
             // Nested bags of the root's own fields (lnav `@fields`, rust tracing `fields`).
-            "@fields" | "fields" | "context" => obj(Ctx::Root),
+            b"@fields" | b"fields" | b"context" => obj(Ctx::Root),
             _ => (None, None, DurUnit::Guess),
         },
         Ctx::Request => match k {
-            "method" => role(R::Method),
-            "url" | "uri" | "path" => role(R::Url),
-            "query" | "querystring" => role(R::Query),
-            "headers" => obj(Ctx::Headers),
-            "remoteaddress" | "remoteip" | "clientip" | "ip" | "remoteaddr" => role(R::ClientIp),
-            "proto" | "protocol" | "httpversion" => role(R::HttpVersion),
-            "useragent" => role(R::UserAgent),
-            "referer" | "referrer" => role(R::Referrer),
+            b"method" => role(R::Method),
+            b"url" | b"uri" | b"path" => role(R::Url),
+            b"query" | b"querystring" => role(R::Query),
+            b"headers" => obj(Ctx::Headers),
+            b"remoteaddress" | b"remoteip" | b"clientip" | b"ip" | b"remoteaddr" => {
+                role(R::ClientIp)
+            }
+            b"proto" | b"protocol" | b"httpversion" => role(R::HttpVersion),
+            b"useragent" => role(R::UserAgent),
+            b"referer" | b"referrer" => role(R::Referrer),
             _ => (None, None, DurUnit::Guess),
         },
         Ctx::Response => match k {
-            "statuscode" | "status" => role(R::Status),
-            "size" | "bytes" | "bodybytes" => role(R::Bytes),
+            b"statuscode" | b"status" => role(R::Status),
+            b"size" | b"bytes" | b"bodybytes" => role(R::Bytes),
             _ => (None, None, DurUnit::Guess),
         },
         Ctx::Headers => match k {
-            "useragent" => role(R::UserAgent),
-            "referer" | "referrer" => role(R::Referrer),
+            b"useragent" => role(R::UserAgent),
+            b"referer" | b"referrer" => role(R::Referrer),
             _ => (None, None, DurUnit::Guess),
         },
         Ctx::Error => match k {
-            "type" | "name" | "class" | "kind" | "exceptionclass" | "classname" => {
+            b"type" | b"name" | b"class" | b"kind" | b"exceptionclass" | b"classname" => {
                 role(R::ErrorType)
             }
-            "message" | "msg" | "reason" => role(R::ErrorMessage),
-            "stack" | "stacktrace" | "trace" | "backtrace" | "extendedstacktrace" => {
+            b"message" | b"msg" | b"reason" => role(R::ErrorMessage),
+            b"stack" | b"stacktrace" | b"trace" | b"backtrace" | b"extendedstacktrace" => {
                 role(R::ErrorStack)
             }
             _ => (None, None, DurUnit::Guess),
         },
         Ctx::Url => match k {
-            "path" => role(R::Path),
-            "query" => role(R::Query),
-            "original" | "full" => role(R::Url),
+            b"path" => role(R::Path),
+            b"query" => role(R::Query),
+            b"original" | b"full" => role(R::Url),
             _ => (None, None, DurUnit::Guess),
         },
         Ctx::Log => match k {
-            "level" => role(R::Level),
-            "logger" => role(R::Logger),
+            b"level" => role(R::Level),
+            b"logger" => role(R::Logger),
             _ => (None, None, DurUnit::Guess),
         },
         Ctx::Service | Ctx::User | Ctx::Level => match (ctx, k) {
-            (Ctx::Service, "name") => role(R::Service),
-            (Ctx::User, "name") => role(R::User),
-            (Ctx::Level, "name") => role(R::Level),
+            (Ctx::Service, b"name") => role(R::Service),
+            (Ctx::User, b"name") => role(R::User),
+            (Ctx::Level, b"name") => role(R::Level),
             _ => (None, None, DurUnit::Guess),
         },
         Ctx::Client => match k {
-            "ip" | "address" => role(R::ClientIp),
+            b"ip" | b"address" => role(R::ClientIp),
             _ => (None, None, DurUnit::Guess),
         },
         Ctx::Trace | Ctx::Span => match (ctx, k) {
-            (Ctx::Trace, "id") => role(R::TraceId),
-            (Ctx::Span, "id") => role(R::SpanId),
+            (Ctx::Trace, b"id") => role(R::TraceId),
+            (Ctx::Span, b"id") => role(R::SpanId),
             _ => (None, None, DurUnit::Guess),
         },
         Ctx::UserAgent => match k {
-            "original" => role(R::UserAgent),
+            b"original" => role(R::UserAgent),
             _ => (None, None, DurUnit::Guess),
         },
         Ctx::Event => match k {
-            "dataset" => role(R::Dataset),
-            "duration" => dur(DurUnit::Nanos),
+            b"dataset" => role(R::Dataset),
+            b"duration" => dur(DurUnit::Nanos),
             _ => (None, None, DurUnit::Guess),
         },
         Ctx::Http => match k {
-            "request" => obj(Ctx::Request),
-            "response" => obj(Ctx::Response),
-            "version" => role(R::HttpVersion),
+            b"request" => obj(Ctx::Request),
+            b"response" => obj(Ctx::Response),
+            b"version" => role(R::HttpVersion),
             _ => (None, None, DurUnit::Guess),
         },
         Ctx::Instant => match k {
-            "epochsecond" => role(R::EpochSecond),
-            "nanoofsecond" => role(R::EpochNano),
+            b"epochsecond" => role(R::EpochSecond),
+            b"nanoofsecond" => role(R::EpochNano),
             _ => (None, None, DurUnit::Guess),
         },
     }
