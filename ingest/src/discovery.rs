@@ -41,7 +41,9 @@ pub(crate) struct PathMeta {
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate {
     pub path: PathBuf,
-    /// Files of one group are read strictly one after the other, oldest first.
+    /// Files of one group are read strictly one after the other, oldest first: the live
+    /// `<n>.log` of one container instance and its rotated files (a container restart starts
+    /// `<n+1>.log`, a new group, while the kubelet keeps the old instance's file).
     pub group: PathBuf,
     /// Directory key mixed into the file id.
     pub dir_key: String,
@@ -155,7 +157,7 @@ pub(crate) fn scan_pods(root: &Path, out: &mut Vec<Candidate>) -> io::Result<()>
                 let rank = if role == Role::Rotated { 0 } else { 1 };
                 if let Some(c) = stat_candidate(
                     file.path(),
-                    cdir.clone(),
+                    cdir.join(format!("{n}.log")),
                     dir_key.clone(),
                     role,
                     gz,

@@ -110,6 +110,15 @@ impl LineReader {
         }
     }
 
+    /// Time since the underlying plain file was last modified; `None` for gzip or when the
+    /// clock or file system cannot tell.
+    pub(crate) fn modified_age(&self) -> Option<std::time::Duration> {
+        match &self.src {
+            Src::Plain(f) => f.metadata().ok()?.modified().ok()?.elapsed().ok(),
+            Src::Gz(_) => None,
+        }
+    }
+
     /// Reads up to about `budget` bytes and calls `f` for every complete line, at most
     /// `line_budget` of them (the rest stays buffered). When `drain` is set and the source is
     /// at EOF, an unterminated last line is handed out too.

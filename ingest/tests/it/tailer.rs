@@ -626,3 +626,32 @@ fn a_file_compressed_while_the_agent_was_down_resumes_from_its_gz_with_the_same_
     assert_eq!(second[600].message, "fresh");
     Ok(())
 }
+
+#[test]
+fn a_container_restart_file_is_read_while_the_previous_instance_log_stays() -> Result<()> {
+    let env = Env::new()?;
+    let c = env.container("ns", "p", "c")?;
+    append(
+        &c.join("0.log"),
+        cri(1, "stdout", false, "first instance").as_bytes(),
+    )?;
+    let mut run = Run::start(&env.config())?;
+    run.until_idle(WAIT)?;
+    // The container restarts: the kubelet keeps 0.log and the runtime writes 1.log.
+    append(
+        &c.join("1.log"),
+        cri(2, "stdout", false, "second instance").as_bytes(),
+    )?;
+    fs::rename(c.join("1.log"), c.join("1.log.20261204-170000"))?;
+    append(
+        &c.join("1.log"),
+        cri(3, "stdout", false, "after rotation").as_bytes(),
+    )?;
+    run.until_idle(WAIT)?;
+    let records = run.shutdown()?;
+    assert_eq!(
+        messages(&records),
+        vec!["first instance", "second instance", "after rotation"]
+    );
+    Ok(())
+}
