@@ -291,7 +291,8 @@ impl Parser {
             }
             *ev = LogEvent::new(fallback, String::new());
         }
-        if first.is_ascii_hexdigit() || first == b':' {
+        // Remote host: an IPv4/IPv6 address or, with `HostnameLookups On`, a name.
+        if first.is_ascii_alphanumeric() || first == b':' {
             if let Some(f) = access::parse_clf(trimmed, ev, problems) {
                 return f;
             }
