@@ -24,7 +24,8 @@ pub(crate) enum Role {
     /// The live file (`0.log`, or a plain include).
     Live,
     /// A rotated file: renamed or compressed; nothing is appended to it any more (modulo a
-    /// writer that has not yet reopened, which the tailer covers by draining it twice).
+    /// writer that has not yet reopened, which the tailer covers by releasing it only after it
+    /// has been quiet for a moment).
     Rotated,
 }
 

@@ -883,8 +883,12 @@ impl Worker {
             if n == self.batch.len() && !all && n < self.cfg.batch_max_records {
                 return true;
             }
-            let rest = self.batch.split_off(n);
-            let chunk = std::mem::replace(&mut self.batch, rest);
+            let chunk = if n == self.batch.len() {
+                let fresh = Vec::with_capacity(self.cfg.batch_max_records);
+                std::mem::replace(&mut self.batch, fresh)
+            } else {
+                self.batch.drain(..n).collect()
+            };
             if !self.send(chunk) {
                 return false;
             }
