@@ -69,6 +69,15 @@ pub struct DetectConfig {
     pub builtin_rules: bool,
     /// User rules; one with a built-in rule's name replaces that rule.
     pub rules: Vec<RuleConfig>,
+    /// Whether the security detections (brute force, web attacks, scanners, secret leaks) run.
+    pub security_enabled: bool,
+    /// Settings of the security detections (`[security]`).
+    pub security: crate::security::SecurityConfig,
+    /// Whether the log-pattern miner runs (it sets `sluice.pattern.*` on every event before the
+    /// rules see it, and raises `NewErrorPattern` / pattern spikes).
+    pub patterns_enabled: bool,
+    /// Settings of the pattern miner (`[patterns]`).
+    pub patterns: crate::patterns::PatternConfig,
 }
 
 impl Default for DetectConfig {
@@ -82,6 +91,10 @@ impl Default for DetectConfig {
             runbook_base_url: DEFAULT_RUNBOOK_BASE_URL.to_owned(),
             builtin_rules: true,
             rules: Vec::new(),
+            security_enabled: true,
+            security: crate::security::SecurityConfig::default(),
+            patterns_enabled: true,
+            patterns: crate::patterns::PatternConfig::default(),
         }
     }
 }
@@ -485,6 +498,8 @@ impl DetectConfig {
             }
             validate_rule(rule, &format!("rules[{i}]"), self.bucket_secs)?;
         }
+        self.security.validate()?;
+        self.patterns.validate()?;
         Ok(())
     }
 }

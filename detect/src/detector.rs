@@ -5,7 +5,9 @@ use schemas::{Alert, LogEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::expr::Facts;
-use crate::rule::{Ctx, Rule, RuleState};
+use crate::patterns::{PatternConfig, PatternMiner, PatternSnapshot};
+use crate::rule::{Ctx, KeySlot, Rule, RuleState};
+use crate::security::{SecurityConfig, SecurityDetector, SecuritySnapshot};
 use crate::{DetectConfig, DetectError, DetectStats, WindowPartial};
 
 /// Version of the [`DetectorState`] layout; `restore` refuses other versions.
@@ -23,6 +25,12 @@ pub struct DetectorState {
     /// Last closed bucket index.
     closed_bucket: Option<i64>,
     rules: Vec<RuleState>,
+    /// The security detections' state, when they were enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    security: Option<SecuritySnapshot>,
+    /// The pattern miner's state, when it was enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    patterns: Option<PatternSnapshot>,
 }
 
 /// The rules engine. Synchronous and single-threaded: feed it events with
@@ -36,7 +44,34 @@ pub struct Detector {
     max_event_secs: Option<i64>,
     closed_bucket: Option<i64>,
     stats: DetectStats,
-    scratch: Vec<u8>,
+    /// One per distinct group-by spec of the rules.
+    key_slots: Vec<KeySlot>,
+    /// Reused for derived strings (the normalized route) of each event.
+    facts_buffer: String,
+    /// Security detections with the config they were built from (reload compares it).
+    security: Option<(SecurityConfig, SecurityDetector)>,
+    /// Pattern miner with the config it was built from.
+    patterns: Option<(PatternConfig, PatternMiner)>,
+}
+
+fn build_security(
+    config: &DetectConfig,
+) -> Result<Option<(SecurityConfig, SecurityDetector)>, DetectError> {
+    if !config.security_enabled {
+        return Ok(None);
+    }
+    let d = SecurityDetector::try_new(&config.security)?;
+    Ok(Some((config.security.clone(), d)))
+}
+
+fn build_patterns(
+    config: &DetectConfig,
+) -> Result<Option<(PatternConfig, PatternMiner)>, DetectError> {
+    if !config.patterns_enabled {
+        return Ok(None);
+    }
+    let m = PatternMiner::try_new(&config.patterns)?;
+    Ok(Some((config.patterns.clone(), m)))
 }
 
 fn compile_rules(config: &DetectConfig) -> Result<Vec<Rule>, DetectError> {
@@ -69,6 +104,8 @@ impl Detector {
     /// Any validation error of the config or its rules, naming the field path.
     pub fn try_new(config: &DetectConfig) -> Result<Detector, DetectError> {
         let rules = compile_rules(config)?;
+        let security = build_security(config)?;
+        let patterns = build_patterns(config)?;
         let mut d = Detector {
             bucket_secs: config.bucket_secs as i64,
             lateness_secs: config.allowed_lateness_secs as i64,
@@ -77,8 +114,12 @@ impl Detector {
             max_event_secs: None,
             closed_bucket: None,
             stats: DetectStats::default(),
-            scratch: Vec::with_capacity(256),
+            key_slots: Vec::new(),
+            facts_buffer: String::with_capacity(128),
+            security,
+            patterns,
         };
+        d.assign_key_slots();
         d.refresh_rule_stats();
         Ok(d)
     }
@@ -87,7 +128,16 @@ impl Detector {
     /// ones are counted in `late_events` and skipped. Alert transitions that become due as the
     /// watermark advances are appended to `out` (firing, repeats and resolved, sorted by rule
     /// then fingerprint within one evaluation).
+    ///
+    /// The pattern miner runs first (so rules and the index see `sluice.pattern.*`), then the
+    /// security detections, then the rules.
     pub fn process(&mut self, event: &mut LogEvent, out: &mut Vec<Alert>) {
+        if let Some((_, miner)) = &mut self.patterns {
+            miner.process(event, out);
+        }
+        if let Some((_, security)) = &mut self.security {
+            security.process(event, out);
+        }
         self.stats.events += 1;
         let t = event.timestamp.timestamp();
         let b = t.div_euclid(self.bucket_secs);
@@ -97,10 +147,14 @@ impl Detector {
         if self.closed_bucket.is_some_and(|c| b <= c) {
             self.stats.late_events += 1;
         } else {
-            let facts = Facts::new(event);
-            for rule in &mut self.rules {
-                rule.observe(&facts, b, &mut self.scratch, &mut self.stats);
+            let facts = Facts::with_buffer(event, std::mem::take(&mut self.facts_buffer));
+            for slot in &mut self.key_slots {
+                slot.reset();
             }
+            for rule in &mut self.rules {
+                rule.observe(&facts, b, &mut self.key_slots, &mut self.stats);
+            }
+            self.facts_buffer = facts.into_buffer();
         }
         if self.max_event_secs.is_none_or(|m| t > m) {
             self.max_event_secs = Some(t);
@@ -112,6 +166,7 @@ impl Detector {
     /// windows close and alerts resolve while no lines arrive. The watermark becomes
     /// `now - allowed_lateness_secs`.
     pub fn advance_watermark(&mut self, now: DateTime<Utc>, out: &mut Vec<Alert>) {
+        self.advance_components(now, out);
         let wm = now.timestamp() - self.lateness_secs;
         if self.closed_bucket.is_none() {
             self.closed_bucket = Some(self.bucket_of_watermark(wm));
@@ -125,7 +180,19 @@ impl Detector {
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
         if let Some(m) = self.max_event_secs {
             let end = (m.div_euclid(self.bucket_secs) + 1) * self.bucket_secs;
+            if let Some(t) = DateTime::from_timestamp(end, 0) {
+                self.advance_components(t, out);
+            }
             self.advance_to(end, out);
+        }
+    }
+
+    fn advance_components(&mut self, now: DateTime<Utc>, out: &mut Vec<Alert>) {
+        if let Some((_, miner)) = &mut self.patterns {
+            miner.advance_watermark(now, out);
+        }
+        if let Some((_, security)) = &mut self.security {
+            security.advance_watermark(now, out);
         }
     }
 
@@ -160,9 +227,31 @@ impl Detector {
         self.refresh_rule_stats();
     }
 
+    /// Gives rules with the same group-by fields the same key slot.
+    fn assign_key_slots(&mut self) {
+        let mut specs: Vec<Vec<String>> = Vec::new();
+        for rule in &mut self.rules {
+            rule.spec = match specs.iter().position(|s| *s == rule.cfg.group_by) {
+                Some(i) => i,
+                None => {
+                    specs.push(rule.cfg.group_by.clone());
+                    specs.len() - 1
+                }
+            };
+        }
+        self.key_slots = specs.iter().map(|_| KeySlot::default()).collect();
+    }
+
     fn refresh_rule_stats(&mut self) {
         self.stats.rules = self.rules.iter().map(|r| r.stats.clone()).collect();
         self.stats.keys_tracked = self.rules.iter().map(|r| r.key_count() as u64).sum();
+        self.stats.security = self.security.as_ref().map(|(_, s)| s.stats());
+        self.stats.security_keys = self
+            .security
+            .as_ref()
+            .map_or(0, |(_, s)| s.tracked_keys() as u64);
+        self.stats.patterns = self.patterns.as_ref().map(|(_, m)| m.stats());
+        self.stats.pattern_templates = self.patterns.as_ref().map_or(0, |(_, m)| m.len() as u64);
     }
 
     /// The current state, for persisting across restarts.
@@ -173,6 +262,8 @@ impl Detector {
             max_event_secs: self.max_event_secs,
             closed_bucket: self.closed_bucket,
             rules: self.rules.iter().map(Rule::snapshot).collect(),
+            security: self.security.as_ref().map(|(_, s)| s.snapshot()),
+            patterns: self.patterns.as_ref().map(|(_, m)| m.snapshot()),
         }
     }
 
@@ -180,9 +271,14 @@ impl Detector {
     /// the snapshot start empty (counted in `rule_states_dropped`); alerts that were firing
     /// stay firing, so a restart neither re-fires nor loses them.
     ///
+    /// The security and pattern states are restored when both the snapshot and this detector
+    /// have them.
+    ///
     /// # Errors
-    /// [`DetectError::Restore`] for another state version or bucket width; the detector is
-    /// unchanged then.
+    /// [`DetectError::Restore`] for another state version or bucket width (the detector is
+    /// unchanged then); [`DetectError::Patterns`] / [`DetectError::Security`] when their state
+    /// has another version (the pattern miner is restored before the security detector, so a
+    /// security error leaves the miner restored and the rules unchanged).
     pub fn restore(&mut self, state: DetectorState) -> Result<(), DetectError> {
         if state.version != DETECTOR_STATE_VERSION {
             return Err(DetectError::Restore {
@@ -199,6 +295,12 @@ impl Detector {
                     state.bucket_secs, self.bucket_secs
                 ),
             });
+        }
+        if let (Some((_, miner)), Some(snap)) = (&mut self.patterns, state.patterns) {
+            miner.restore(snap)?;
+        }
+        if let (Some((_, security)), Some(snap)) = (&mut self.security, state.security) {
+            security.restore(snap)?;
         }
         self.max_event_secs = state.max_event_secs;
         self.closed_bucket = state.closed_bucket;
@@ -222,12 +324,34 @@ impl Detector {
     /// Applies a new configuration. Rules whose definition (every setting, and the bucket
     /// width) is unchanged keep their windows, baselines and alert states; changed or new rules
     /// start empty; removed rules are dropped (an alert they had firing is not resolved:
-    /// receivers expire it by `endsAt`/`resolve_timeout`).
+    /// receivers expire it by `endsAt`/`resolve_timeout`). The security detections and the
+    /// pattern miner keep their state unless their own settings changed.
     ///
     /// # Errors
     /// Any validation error of the new config; the detector is unchanged then.
     pub fn reload(&mut self, config: &DetectConfig) -> Result<(), DetectError> {
         let mut new_rules = compile_rules(config)?;
+        // Build everything that can fail before touching the running state.
+        let keep_security = config.security_enabled
+            && matches!(&self.security, Some((old, _)) if *old == config.security);
+        let new_security = if keep_security {
+            None
+        } else {
+            Some(build_security(config)?)
+        };
+        let keep_patterns = config.patterns_enabled
+            && matches!(&self.patterns, Some((old, _)) if *old == config.patterns);
+        let new_patterns = if keep_patterns {
+            None
+        } else {
+            Some(build_patterns(config)?)
+        };
+        if let Some(s) = new_security {
+            self.security = s;
+        }
+        if let Some(p) = new_patterns {
+            self.patterns = p;
+        }
         for rule in &mut new_rules {
             if let Some(old) = self
                 .rules
@@ -251,6 +375,7 @@ impl Detector {
         self.lateness_secs = config.allowed_lateness_secs as i64;
         self.generator_url = config.generator_url.clone();
         self.rules = new_rules;
+        self.assign_key_slots();
         self.refresh_rule_stats();
         Ok(())
     }

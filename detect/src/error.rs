@@ -22,6 +22,14 @@ pub enum DetectError {
         offset: usize,
         message: String,
     },
+    /// The security detections' settings (`security.*`) are invalid, or their saved state
+    /// cannot be restored.
+    #[error("security: {0}")]
+    Security(#[from] crate::security::SecurityError),
+    /// The pattern miner's settings (`patterns.*`) are invalid, or its saved state cannot be
+    /// restored.
+    #[error("patterns: {0}")]
+    Patterns(#[from] crate::patterns::PatternError),
     /// A persisted [`crate::DetectorState`] cannot be applied to this detector.
     #[error("cannot restore detector state: {message}")]
     Restore { message: String },
@@ -34,6 +42,8 @@ impl DetectError {
             DetectError::Config { .. } => "detect_config_invalid",
             DetectError::ConfigSyntax { .. } => "detect_config_syntax",
             DetectError::Expression { .. } => "detect_expression_invalid",
+            DetectError::Security(e) => e.error_code(),
+            DetectError::Patterns(e) => e.error_code(),
             DetectError::Restore { .. } => "detect_restore_failed",
         }
     }

@@ -18,9 +18,9 @@
 //! a failing upstream call).
 //!
 //! Expressions compile once into a tree of resolved field accessors; evaluation allocates only
-//! for `route` (cached per event).
+//! nothing: `route` is computed once per event into a reused buffer.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell, RefCell};
 
 use regex::Regex;
 use schemas::{Level, LogEvent};
@@ -161,7 +161,7 @@ impl Field {
                 Some(serde_json::Value::Bool(b)) => f(if *b { "true" } else { "false" }),
                 _ => false,
             },
-            Field::Route => one(facts.route(), f),
+            Field::Route => facts.with_route(f),
             Field::Upstream => one(facts.upstream().and_then(|u| u.host), f),
             _ => one(self.str_value(ev), f),
         }
@@ -235,17 +235,33 @@ pub(crate) struct Facts<'a> {
     pub(crate) event: &'a LogEvent,
     db: OnceCell<bool>,
     upstream: OnceCell<Option<UpstreamFailure<'a>>>,
-    route: OnceCell<Option<String>>,
+    /// The normalized route, computed on first use into a buffer the caller reuses across
+    /// events (see [`Facts::with_buffer`]).
+    route_buf: RefCell<String>,
+    /// 0: not computed yet, 1: the event has no `url.path`, 2: `route_buf` holds the route.
+    route_state: Cell<u8>,
 }
 
 impl<'a> Facts<'a> {
+    #[cfg(test)]
     pub(crate) fn new(event: &'a LogEvent) -> Facts<'a> {
+        Facts::with_buffer(event, String::new())
+    }
+
+    /// Facts of `event`, computing derived strings into `buffer` (returned by
+    /// [`Facts::into_buffer`]) so the hot path does not allocate per event.
+    pub(crate) fn with_buffer(event: &'a LogEvent, buffer: String) -> Facts<'a> {
         Facts {
             event,
             db: OnceCell::new(),
             upstream: OnceCell::new(),
-            route: OnceCell::new(),
+            route_buf: RefCell::new(buffer),
+            route_state: Cell::new(0),
         }
+    }
+
+    pub(crate) fn into_buffer(self) -> String {
+        self.route_buf.into_inner()
     }
 
     /// Whether the classifiers should look at this event at all: info-and-below lines never
@@ -275,8 +291,12 @@ impl<'a> Facts<'a> {
     pub(crate) fn upstream(&self) -> Option<UpstreamFailure<'a>> {
         *self.upstream.get_or_init(|| {
             let ev: &'a LogEvent = self.event;
-            // httpx logs failing responses at INFO, so the level gate does not apply here;
-            // the scan is one aho-corasick pass with a rare first byte.
+            // An access-log line (status and path parsed) reports an inbound request, not a
+            // call this service made: skip the scan, which is most of the cost on request-heavy
+            // traffic. httpx logs failing responses at INFO, so no level gate applies.
+            if ev.http.response.status_code.is_some() && ev.url.path.is_some() {
+                return None;
+            }
             classify::upstream_failure(&ev.message).or_else(|| {
                 ev.error
                     .message
@@ -286,16 +306,18 @@ impl<'a> Facts<'a> {
         })
     }
 
-    pub(crate) fn route(&self) -> Option<&str> {
-        self.route
-            .get_or_init(|| {
-                self.event.url.path.as_deref().map(|p| {
-                    let mut out = String::with_capacity(p.len());
-                    classify::normalize_route(p, &mut out);
-                    out
-                })
-            })
-            .as_deref()
+    /// Calls `f` with the normalized route, if the event has a `url.path`.
+    pub(crate) fn with_route(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        if self.route_state.get() == 0 {
+            match self.event.url.path.as_deref() {
+                Some(p) => {
+                    classify::normalize_route(p, &mut self.route_buf.borrow_mut());
+                    self.route_state.set(2);
+                }
+                None => self.route_state.set(1),
+            }
+        }
+        self.route_state.get() == 2 && f(&self.route_buf.borrow())
     }
 }
 

@@ -60,6 +60,22 @@ impl Hasher for IdHasher {
 
 type KeyMap = HashMap<u64, KeyState, BuildHasherDefault<IdHasher>>;
 
+/// The key of the current event under one group-by spec, computed once per event and shared
+/// by every rule that groups the same way (most group by `service.name`).
+#[derive(Debug, Default)]
+pub(crate) struct KeySlot {
+    valid: bool,
+    hash: u64,
+    bytes: Vec<u8>,
+}
+
+impl KeySlot {
+    /// Forgets the previous event's key.
+    pub(crate) fn reset(&mut self) {
+        self.valid = false;
+    }
+}
+
 /// Everything tracked for one key of one rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct KeyState {
@@ -123,6 +139,8 @@ pub(crate) struct Rule {
     threshold: f64,
     resolve_threshold: f64,
     group: Vec<(String, Field)>,
+    /// Index of this rule's group-by spec in the detector's [`KeySlot`]s.
+    pub(crate) spec: usize,
     window_buckets: i64,
     timing: Timing,
     min_samples: u64,
@@ -237,6 +255,7 @@ impl Rule {
             threshold,
             resolve_threshold,
             group,
+            spec: 0,
             window_buckets: cfg.window_secs as i64 / b,
             timing: Timing {
                 for_secs: cfg.for_secs as i64,
@@ -273,7 +292,7 @@ impl Rule {
         &mut self,
         facts: &Facts<'_>,
         b: i64,
-        scratch: &mut Vec<u8>,
+        slots: &mut [KeySlot],
         stats: &mut DetectStats,
     ) {
         let (hit, value) = match self.cfg.kind {
@@ -302,7 +321,11 @@ impl Rule {
                 (v > self.threshold, Some(v))
             }
         };
-        let Some(key) = self.key_for(facts, b, scratch, stats) else {
+        let Some(slot) = slots.get_mut(self.spec) else {
+            debug_assert!(false, "rule spec {} has no key slot", self.spec);
+            return;
+        };
+        let Some(key) = self.key_for(facts, b, slot, stats) else {
             return;
         };
         key.last_seen = key.last_seen.max(b);
@@ -319,51 +342,34 @@ impl Rule {
         &mut self,
         facts: &Facts<'_>,
         b: i64,
-        scratch: &mut Vec<u8>,
+        slot: &mut KeySlot,
         stats: &mut DetectStats,
     ) -> Option<&mut KeyState> {
-        scratch.clear();
-        for (_, field) in &self.group {
-            let mut wrote = false;
-            field.any_str(facts, &mut |s| {
-                scratch.extend_from_slice(s.as_bytes());
-                wrote = true;
-                true
-            });
-            if !wrote {
-                if let Some(n) = field.number(facts) {
-                    use std::io::Write as _;
-                    let _ = write!(scratch, "{n}");
-                } else {
-                    scratch.extend_from_slice(MISSING_LABEL_VALUE.as_bytes());
-                }
-            }
-            scratch.push(KEY_SEPARATOR);
+        if !slot.valid {
+            build_key(&self.group, facts, &mut slot.bytes);
+            slot.hash = xxhash_rust::xxh3::xxh3_64(&slot.bytes);
+            slot.valid = true;
         }
-        let hash = xxhash_rust::xxh3::xxh3_64(scratch);
-        if !self.keys.contains_key(&hash) {
-            if self.keys.len() >= self.max_keys && !self.evict(stats) {
-                stats.keys_rejected += 1;
-                return None;
-            }
-            let labels = scratch
+        let hash = slot.hash;
+        if self.keys.len() >= self.max_keys && !self.keys.contains_key(&hash) && !self.evict(stats)
+        {
+            stats.keys_rejected += 1;
+            return None;
+        }
+        let groups = self.group.len();
+        let key = self.keys.entry(hash).or_insert_with(|| KeyState {
+            labels: slot
+                .bytes
                 .split(|&c| c == KEY_SEPARATOR)
-                .take(self.group.len())
+                .take(groups)
                 .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect();
-            self.keys.insert(
-                hash,
-                KeyState {
-                    labels,
-                    series: KeySeries::default(),
-                    phase: Phase::Inactive,
-                    baseline: Baseline::default(),
-                    last_seen: b,
-                },
-            );
-        }
-        let key = self.keys.get_mut(&hash)?;
-        if !labels_match(&key.labels, scratch) {
+                .collect(),
+            series: KeySeries::default(),
+            phase: Phase::Inactive,
+            baseline: Baseline::default(),
+            last_seen: b,
+        });
+        if !labels_match(&key.labels, &slot.bytes) {
             stats.key_hash_collisions += 1;
             return None;
         }
@@ -684,6 +690,28 @@ impl Rule {
 
     pub(crate) fn has_firing(&self) -> bool {
         self.keys.values().any(|k| k.phase.is_firing())
+    }
+}
+
+/// Writes the group-by values of the event, each followed by [`KEY_SEPARATOR`].
+fn build_key(group: &[(String, Field)], facts: &Facts<'_>, out: &mut Vec<u8>) {
+    out.clear();
+    for (_, field) in group {
+        let mut wrote = false;
+        field.any_str(facts, &mut |s| {
+            out.extend_from_slice(s.as_bytes());
+            wrote = true;
+            true
+        });
+        if !wrote {
+            if let Some(n) = field.number(facts) {
+                use std::io::Write as _;
+                let _ = write!(out, "{n}");
+            } else {
+                out.extend_from_slice(MISSING_LABEL_VALUE.as_bytes());
+            }
+        }
+        out.push(KEY_SEPARATOR);
     }
 }
 

@@ -23,6 +23,14 @@ pub struct DetectStats {
     pub rule_states_dropped: u64,
     /// Per rule, in evaluation order.
     pub rules: Vec<RuleStats>,
+    /// The security detections' counters, when enabled (as of the last closed bucket).
+    pub security: Option<crate::security::SecurityStats>,
+    /// Keys (offenders) tracked by the security detections.
+    pub security_keys: u64,
+    /// The pattern miner's counters, when enabled (as of the last closed bucket).
+    pub patterns: Option<crate::patterns::PatternStats>,
+    /// Templates known to the pattern miner.
+    pub pattern_templates: u64,
 }
 
 /// Counters of one rule.
@@ -80,6 +88,24 @@ impl DetectStats {
             let _ = writeln!(out, "# TYPE sluice_detect_{name} counter");
             let _ = writeln!(out, "sluice_detect_{name} {v}");
         }
+        if let Some(sec) = &self.security {
+            render_counters(out, "security", sec);
+            gauge(
+                out,
+                "security_keys",
+                "Offender keys tracked by the security detections.",
+                self.security_keys,
+            );
+        }
+        if let Some(pat) = &self.patterns {
+            render_counters(out, "patterns", pat);
+            gauge(
+                out,
+                "pattern_templates",
+                "Templates known to the pattern miner.",
+                self.pattern_templates,
+            );
+        }
         let _ = writeln!(out, "# HELP sluice_detect_keys Keys tracked per rule.");
         let _ = writeln!(out, "# TYPE sluice_detect_keys gauge");
         for r in &self.rules {
@@ -117,6 +143,26 @@ impl DetectStats {
     }
 }
 
+fn gauge(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(out, "# HELP sluice_detect_{name} {help}");
+    let _ = writeln!(out, "# TYPE sluice_detect_{name} gauge");
+    let _ = writeln!(out, "sluice_detect_{name} {v}");
+}
+
+/// Renders every integer field of a sub-detector's counter struct as
+/// `sluice_detect_<prefix>_<field>_total`, so new counters show up without touching this file.
+fn render_counters(out: &mut String, prefix: &str, stats: &impl serde::Serialize) {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(stats) else {
+        return;
+    };
+    for (field, value) in fields {
+        if let Some(v) = value.as_u64() {
+            let _ = writeln!(out, "# TYPE sluice_detect_{prefix}_{field}_total counter");
+            let _ = writeln!(out, "sluice_detect_{prefix}_{field}_total {v}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +184,19 @@ mod tests {
         assert!(out.contains(
             "sluice_detect_notifications_total{rule=\"HighErrorRate\",status=\"firing\"} 2\n"
         ));
+        assert!(!out.contains("sluice_detect_patterns_"));
+        let s = DetectStats {
+            patterns: Some(crate::patterns::PatternStats {
+                messages: 3,
+                ..Default::default()
+            }),
+            ..s
+        };
+        out.clear();
+        s.render_prometheus(&mut out);
+        assert!(
+            out.contains("sluice_detect_patterns_messages_total 3\n"),
+            "{out}"
+        );
     }
 }

@@ -80,7 +80,8 @@ proptest! {
     ) {
         specs.sort_by_key(|s| s.3);
         let cfg = DetectConfig::default();
-        let end = at(T0 as f64 + 700.0);
+        // Watermark 610 s: the 5-minute windows hold the events from 310 s on.
+        let end = at(T0 as f64 + 640.0);
         let fail = |e: detect::DetectError| TestCaseError::fail(e.to_string());
         let mut single = Detector::try_new(&cfg).map_err(fail)?;
         let mut procs = Vec::new();
@@ -101,7 +102,9 @@ proptest! {
             }
         }
         let want = partials(&single);
-        prop_assert!(!want.is_empty());
+        if specs.iter().any(|s| s.3 >= 320) {
+            prop_assert!(!want.is_empty());
+        }
         prop_assert_eq!(merged, want);
     }
 }

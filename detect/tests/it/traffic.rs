@@ -72,11 +72,11 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// A healthy service: 20 rps, 0.3 % 5xx, 60 ms median, 0.5 % app error lines.
+    /// A healthy service: 10 rps, 0.3 % 5xx, 60 ms median, 0.5 % app error lines.
     pub fn healthy(service: &'static str) -> Profile {
         Profile {
             service,
-            rps: 20.0,
+            rps: 10.0,
             error_ratio: 0.003,
             median_ms: 60.0,
             slow_ratio: 0.0,
