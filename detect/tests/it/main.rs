@@ -1,5 +1,6 @@
 //! Integration tests of the `detect` rules engine (one binary, a module per area).
 
+mod components;
 mod memory;
 mod merge;
 mod order;
