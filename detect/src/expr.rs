@@ -467,15 +467,16 @@ fn lex(src: &str) -> Result<Vec<(usize, Tok)>, ParseError> {
                     i += 1;
                     break;
                 }
-                if d == b'\\' && i + 1 < b.len() {
-                    let e = b[i + 1];
-                    s.push(match e {
-                        b'n' => '\n',
-                        b't' => '\t',
-                        _ => e as char,
-                    });
-                    i += 2;
-                    continue;
+                if d == b'\\' {
+                    if let Some(e) = src[i + 1..].chars().next() {
+                        s.push(match e {
+                            'n' => '\n',
+                            't' => '\t',
+                            other => other,
+                        });
+                        i += 1 + e.len_utf8();
+                        continue;
+                    }
                 }
                 // Copy one whole UTF-8 character.
                 let ch = src[i..].chars().next().ok_or(ParseError {
@@ -863,6 +864,29 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_arbitrary_text_never_panics(src in "\\PC{0,40}") {
+            let _ = parse(&src);
+        }
+
+        #[test]
+        fn parsing_expression_like_text_never_panics(
+            src in r#"([a-z._]{1,12}|==|!=|>=|<|=~| in | contains | exists|&&|\|\||!|\(|\)|\[|\]|,|"[^"]{0,6}"?|'\\.|-?[0-9.]{1,4}(ms|s|x)?| ){0,10}"#,
+        ) {
+            let _ = parse(&src);
+        }
+    }
+
+    #[test]
+    fn escapes_and_multibyte_strings() -> Result<(), String> {
+        let e = parse(r#"message == "caf\é \"x\"""#).map_err(|e| e.message)?;
+        match e {
+            Expr::StrEq(Field::Message, s) if s == "café \"x\"" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
     }
 
     #[test]
