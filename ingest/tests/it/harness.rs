@@ -185,9 +185,15 @@ pub fn dedup(records: &[RawRecord]) -> Vec<RawRecord> {
         .collect()
 }
 
-/// Open file descriptors of this process.
-pub fn open_fds() -> usize {
-    fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
+/// Open file descriptors of this process that point below `dir` (deleted files included),
+/// so tests running in parallel do not disturb the count.
+pub fn fds_under(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| fs::read_link(e.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
 }
