@@ -709,6 +709,16 @@ fn mask_message(message: &str, config: &PatternConfig, out: &mut String) -> bool
             truncated = true;
             break;
         }
+        let token_end = b[i..]
+            .iter()
+            .position(|&c| BYTE_CLASS[c as usize] == 1)
+            .map_or(len, |p| i + p);
+        if is_hex_colon_address(&b[i..token_end]) {
+            out.push_str(WILDCARD);
+            i = token_end;
+            count += 1;
+            continue;
+        }
         let mut seg_start = i;
         while i < len {
             match BYTE_CLASS[b[i] as usize] {
@@ -734,10 +744,58 @@ fn push_segment(seg: &str, mask_paths: bool, out: &mut String) {
         return;
     }
     if is_variable_segment(seg, mask_paths) {
+        // `core.2275`, `instruction......0`: a word with a numeric suffix after dots keeps the
+        // word; the number is the variable.
+        if let Some(cut) = dotted_numeric_suffix(seg) {
+            out.push_str(&seg[..cut]);
+        }
         out.push_str(WILDCARD);
     } else {
         out.push_str(seg);
     }
+}
+
+/// For `word.123` or `word....0`, the length of the `word.`/`word....` prefix: the segment
+/// before the first dot has no digit, and something after it does. IPs, versions and host
+/// names with digits in their first label are whole variables (`None`).
+fn dotted_numeric_suffix(seg: &str) -> Option<usize> {
+    let b = seg.as_bytes();
+    let first_dot = b.iter().position(|&c| c == b'.')?;
+    if first_dot == 0 || b[..first_dot].iter().any(u8::is_ascii_digit) {
+        return None;
+    }
+    // The prefix runs to the start of the first dot-separated part holding a digit.
+    let mut part_start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'.' {
+            part_start = i + 1;
+        } else if c.is_ascii_digit() {
+            return (part_start > 0).then_some(part_start);
+        }
+    }
+    None
+}
+
+/// A MAC address or IPv6 address (`FF:F2:9C:00:11:22`, `fe80::1`): colon-separated hex groups
+/// of at most four digits, five or more of them or compressed with `::`.
+fn is_hex_colon_address(token: &[u8]) -> bool {
+    let t = token
+        .strip_suffix(b",")
+        .or_else(|| token.strip_suffix(b"."))
+        .unwrap_or(token);
+    let mut groups = 0;
+    let mut any_digit = false;
+    let mut empty_group = false;
+    for g in t.split(|&c| c == b':') {
+        if g.len() > 4 || !g.iter().all(u8::is_ascii_hexdigit) {
+            return false;
+        }
+        any_digit |= g.iter().any(u8::is_ascii_digit);
+        empty_group |= g.is_empty();
+        groups += 1;
+    }
+    // Five groups or a `::`, so that a time of day (`07:57:30`) keeps its shape.
+    any_digit && (groups >= 5 || (groups >= 3 && empty_group))
 }
 
 fn is_delimiter(b: u8) -> bool {

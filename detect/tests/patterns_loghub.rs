@@ -287,6 +287,20 @@ fn loghub2_2k_diagnose() -> anyhow::Result<()> {
             .or_insert((0, c.clone()));
         e.0 += 1;
     }
+    let mut by_pred: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
+    for (t, preds) in &by_truth {
+        for (p, (n, _)) in preds {
+            *by_pred.entry(p.as_str()).or_default().entry(t).or_default() += n;
+        }
+    }
+    for (p, truths) in &by_pred {
+        if truths.len() > 1 {
+            println!("MERGED {p}");
+            for (t, n) in truths {
+                println!("   {n:>5} {t}");
+            }
+        }
+    }
     for (t, preds) in &by_truth {
         let wrong = preds.len() > 1 || preds.keys().any(|p| normalize(p) != normalize(t));
         if wrong {
