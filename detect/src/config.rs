@@ -55,8 +55,8 @@ pub struct DetectConfig {
     /// How far behind the newest event a line may arrive and still be counted; older lines are
     /// dropped and counted in `late_events`. Alerts are emitted this much after their event time.
     pub allowed_lateness_secs: u64,
-    /// Cap on tracked keys (e.g. services, endpoints) per rule; beyond it the least recently
-    /// seen idle keys are evicted (counted in `keys_evicted`).
+    /// Cap on tracked keys (e.g. services, endpoints) per rule; beyond it idle keys with the
+    /// fewest events are evicted, least recently seen first (counted in `keys_evicted`).
     pub max_keys_per_rule: usize,
     /// Re-send a firing alert after this long (event time); 0 sends it once.
     pub repeat_interval_secs: u64,

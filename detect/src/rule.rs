@@ -376,14 +376,16 @@ impl Rule {
         Some(key)
     }
 
-    /// Evicts the least recently seen tenth of the keys that have no active alert. Returns
-    /// false when nothing could be evicted.
+    /// Evicts a tenth of the keys that have no active alert: those holding the fewest events,
+    /// least recently seen first. A cardinality explosion (a crawler minting routes) creates
+    /// many one-event keys, so the busy keys that matter survive it. Returns false when
+    /// nothing could be evicted.
     fn evict(&mut self, stats: &mut DetectStats) -> bool {
-        let mut idle: Vec<(i64, u64)> = self
+        let mut idle: Vec<(u64, i64, u64)> = self
             .keys
             .iter()
             .filter(|(_, k)| !k.phase.is_active())
-            .map(|(h, k)| (k.last_seen, *h))
+            .map(|(h, k)| (k.series.event_count(), k.last_seen, *h))
             .collect();
         if idle.is_empty() {
             return false;
@@ -392,7 +394,7 @@ impl Rule {
         if n < idle.len() {
             idle.select_nth_unstable(n - 1);
         }
-        for (_, h) in &idle[..n] {
+        for (_, _, h) in &idle[..n] {
             self.keys.remove(h);
         }
         stats.keys_evicted += n as u64;

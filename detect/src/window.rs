@@ -110,6 +110,12 @@ impl KeySeries {
         }
     }
 
+    /// Events counted in the window and the open buckets.
+    pub(crate) fn event_count(&self) -> u64 {
+        // The deque holds every closed bucket of the window and the open ones.
+        self.buckets.iter().map(|(_, p)| p.total).sum()
+    }
+
     /// True when the key holds no counts at all (window and open buckets).
     pub(crate) fn is_idle(&self) -> bool {
         self.buckets.is_empty() && self.window.is_empty()

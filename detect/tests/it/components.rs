@@ -161,3 +161,115 @@ fn component_settings_are_validated_through_the_detect_config() {
         other => panic!("unknown security field accepted: {other:?}"),
     }
 }
+
+#[test]
+fn key_cap_evicts_idle_keys_and_keeps_alerting_ones() -> anyhow::Result<()> {
+    let cfg = DetectConfig::from_toml_str(
+        r#"
+        builtin_rules = false
+        security_enabled = false
+        patterns_enabled = false
+        max_keys_per_rule = 10
+
+        [[rules]]
+        name = "ServiceErrors"
+        kind = "count"
+        match = "log.level >= error"
+        threshold = 5
+        window_secs = 60
+        for_secs = 0
+        "#,
+    )?;
+    let mut d = Detector::try_new(&cfg)?;
+    let mut out = Vec::new();
+    let mut t = T0 as f64;
+    // "hot" errors hard and fires; then 200 other services log one error each.
+    for _ in 0..20 {
+        t += 0.1;
+        let mut ev = LogEvent::new(at(t), "boom");
+        ev.service.name = Some("hot".into());
+        ev.log.level = Some(Level::Error);
+        d.process(&mut ev, &mut out);
+    }
+    for i in 0..200 {
+        t += 0.1;
+        let mut ev = LogEvent::new(at(t), "boom");
+        ev.service.name = Some(format!("svc-{i}"));
+        ev.log.level = Some(Level::Error);
+        d.process(&mut ev, &mut out);
+        let keys = d.window_partials("ServiceErrors").len();
+        assert!(keys <= 10, "{keys} keys tracked with a cap of 10");
+    }
+    d.advance_watermark(at(t + 60.0), &mut out);
+    let stats = d.stats();
+    assert!(stats.keys_evicted >= 190, "evicted {}", stats.keys_evicted);
+    let fired: Vec<_> = out
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing)
+        .collect();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(
+        fired[0].labels.get("service").map(String::as_str),
+        Some("hot")
+    );
+    let fingerprint = fired[0].fingerprint.clone();
+    // The firing key survived eviction and resolves once its errors leave the window.
+    d.advance_watermark(at(t + 300.0), &mut out);
+    assert!(
+        out.iter()
+            .any(|a| a.status == AlertStatus::Resolved && a.fingerprint == fingerprint),
+        "the firing key was evicted: {out:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn count_anomaly_catches_a_surge_no_threshold_names() -> anyhow::Result<()> {
+    let cfg = DetectConfig::from_toml_str(
+        r#"
+        builtin_rules = false
+        security_enabled = false
+        patterns_enabled = false
+
+        [[rules]]
+        name = "TimeoutSurge"
+        kind = "anomaly"
+        match = 'message contains "timeout"'
+        window_secs = 60
+        for_secs = 0
+        warmup_secs = 600
+        baseline_half_life_secs = 600
+        min_count = 5
+        "#,
+    )?;
+    let mut d = Detector::try_new(&cfg)?;
+    let mut out = Vec::new();
+    let emit = |d: &mut Detector, t: f64, out: &mut Vec<schemas::Alert>| {
+        let mut ev = LogEvent::new(at(t), "upstream timeout after 5s");
+        ev.service.name = Some("api".into());
+        d.process(&mut ev, out);
+    };
+    // 40 minutes at about one timeout per 10 s (5..7 per minute).
+    let start = T0 as f64;
+    let mut t = start;
+    let mut i = 0u32;
+    while t < start + 2400.0 {
+        t += 8.0 + f64::from(i % 5);
+        i += 1;
+        emit(&mut d, t, &mut out);
+    }
+    assert!(out.is_empty(), "steady timeouts raised {out:?}");
+    // Then 2 per second for two minutes.
+    let surge = t;
+    while t < surge + 120.0 {
+        t += 0.5;
+        emit(&mut d, t, &mut out);
+    }
+    let fired = out
+        .iter()
+        .find(|a| a.name() == "TimeoutSurge" && a.status == AlertStatus::Firing)
+        .ok_or_else(|| anyhow::anyhow!("no anomaly alert"))?;
+    assert!(fired.starts_at.timestamp() <= surge as i64 + 60);
+    assert!(fired.annotations.contains_key("value"));
+    Ok(())
+}

@@ -191,6 +191,17 @@ fn high_error_rate_incident() -> anyhow::Result<()> {
         traffic::traffic(rng, &p, from, to, out);
     });
     let emitted = run(&DetectConfig::default(), &mut evs)?;
+    // A 15-minute incident is re-sent every repeat interval (4 min) with the same startsAt.
+    let firings: Vec<_> = emitted
+        .iter()
+        .filter(|e| e.alert.name() == "HighErrorRate" && e.alert.status == AlertStatus::Firing)
+        .collect();
+    assert!(firings.len() >= 3, "{} firing notifications", firings.len());
+    assert!(
+        firings
+            .iter()
+            .all(|e| e.alert.starts_at == firings[0].alert.starts_at)
+    );
     check(
         &emitted,
         &["HighErrorRate", "SloErrorRate"],
