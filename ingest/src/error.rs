@@ -21,9 +21,6 @@ pub enum IngestError {
         #[source]
         source: std::io::Error,
     },
-    /// The Kubernetes API answered with something we cannot use.
-    #[error("kubernetes api: {reason}")]
-    KubeApi { reason: String },
     /// A worker thread could not be started.
     #[error("failed to spawn thread {name}: {source}")]
     Spawn {
@@ -43,7 +40,6 @@ impl IngestError {
             IngestError::InvalidConfig { .. } => "config_invalid",
             IngestError::CorruptCheckpoint { .. } => "checkpoint_corrupt",
             IngestError::Io { .. } => "io",
-            IngestError::KubeApi { .. } => "kube_api",
             IngestError::Spawn { .. } => "thread_spawn",
             IngestError::ThreadPanicked { .. } => "internal_panic",
         }

@@ -657,3 +657,31 @@ fn a_container_restart_file_is_read_while_the_previous_instance_log_stays() -> R
     );
     Ok(())
 }
+
+#[test]
+fn read_from_end_skips_existing_content_of_files_found_at_start_only() -> Result<()> {
+    let env = Env::new()?;
+    let old = env.container("ns", "old", "c")?;
+    append(
+        &old.join("0.log"),
+        cri(1, "stdout", false, "before start").as_bytes(),
+    )?;
+    let mut cfg = env.config();
+    cfg.read_from = ingest::ReadFrom::End;
+    let mut run = Run::start(&cfg)?;
+    run.until_idle(WAIT)?;
+    append(
+        &old.join("0.log"),
+        cri(2, "stdout", false, "after start").as_bytes(),
+    )?;
+    let new = env.container("ns", "new", "c")?;
+    append(
+        &new.join("0.log"),
+        cri(3, "stdout", false, "new pod").as_bytes(),
+    )?;
+    run.until_idle(WAIT)?;
+    let mut got = messages(&run.shutdown()?);
+    got.sort();
+    assert_eq!(got, vec!["after start", "new pod"]);
+    Ok(())
+}
