@@ -390,3 +390,57 @@ fn walk(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
     }
     Ok(out)
 }
+
+mod properties {
+    use ingest::{Format, decode_as, decode_line};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(line in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let d = decode_line(&line);
+            prop_assert!(d.message.len() <= line.len() || d.format == Format::Docker);
+            for f in [Format::Cri, Format::Docker, Format::Plain] {
+                let d = decode_as(f, &line);
+                if d.error.is_some() {
+                    prop_assert_eq!(d.message.as_ref(), line.strip_suffix(b"\r").unwrap_or(&line));
+                }
+            }
+        }
+
+        #[test]
+        fn cri_lines_round_trip(
+            nanos in 0u32..1_000_000_000,
+            stderr in any::<bool>(),
+            partial in any::<bool>(),
+            msg in proptest::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 0..200),
+        ) {
+            let mut line = format!(
+                "2026-12-04T16:30:00.{nanos:09}Z {} {} ",
+                if stderr { "stderr" } else { "stdout" },
+                if partial { "P" } else { "F" }
+            )
+            .into_bytes();
+            line.extend_from_slice(&msg);
+            let d = decode_as(Format::Cri, &line);
+            prop_assert_eq!(d.error, None);
+            prop_assert_eq!(d.partial, partial);
+            let want = msg.strip_suffix(b"\r").unwrap_or(&msg);
+            prop_assert_eq!(d.message.as_ref(), want);
+            prop_assert_eq!(d.time.map(|t| t.timestamp_subsec_nanos()), Some(nanos));
+        }
+
+        #[test]
+        fn docker_lines_round_trip(msg in "[^\u{0}]{0,100}", partial in any::<bool>()) {
+            let log = if partial { msg.clone() } else { format!("{msg}\n") };
+            let line = serde_json::json!({"log": log, "stream": "stdout", "time": "2026-12-04T16:30:00.5Z"}).to_string();
+            let d = decode_line(line.as_bytes());
+            prop_assert_eq!(d.format, Format::Docker);
+            prop_assert_eq!(d.partial, partial && !msg.ends_with('\n'));
+            let want = if partial { msg.strip_suffix('\n').unwrap_or(&msg) } else { msg.as_str() };
+            prop_assert_eq!(d.message.as_ref(), want.as_bytes());
+        }
+    }
+}
