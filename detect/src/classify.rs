@@ -307,8 +307,12 @@ pub const ID_PLACEHOLDER: &str = "<id>";
 /// Writes into `out` (cleared first) so the hot path can reuse one buffer.
 pub fn normalize_route(path: &str, out: &mut String) {
     out.clear();
-    let path = path.split(['?', '#']).next().unwrap_or("");
-    for (segments, seg) in path.split('/').filter(|s| !s.is_empty()).enumerate() {
+    let end = memchr::memchr2(b'?', b'#', path.as_bytes()).unwrap_or(path.len());
+    let mut segments = 0;
+    for seg in path[..end].split('/') {
+        if seg.is_empty() {
+            continue;
+        }
         if segments == MAX_ROUTE_SEGMENTS {
             out.push_str("/…");
             break;
@@ -319,27 +323,32 @@ pub fn normalize_route(path: &str, out: &mut String) {
         } else {
             seg
         });
+        segments += 1;
     }
     if out.is_empty() {
         out.push('/');
     }
 }
 
+/// One pass over the segment's bytes (this runs for every request event).
 fn is_id_segment(seg: &str) -> bool {
-    let b = seg.as_bytes();
-    if b.iter().all(u8::is_ascii_digit) {
-        return true;
+    let (mut digits, mut alpha, mut hexish, mut at) = (0usize, 0usize, true, false);
+    for &c in seg.as_bytes() {
+        if c.is_ascii_digit() {
+            digits += 1;
+        } else if c.is_ascii_alphabetic() {
+            alpha += 1;
+            hexish &= c.is_ascii_hexdigit();
+        } else {
+            hexish &= c == b'-';
+            at |= c == b'@';
+        }
     }
-    if seg.contains('@') {
-        return true;
-    }
-    let hexish = b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-');
-    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
-    if hexish && b.len() >= 8 && digits > 0 {
-        return true; // UUIDs, object ids, hashes
-    }
-    let alpha = b.iter().filter(|c| c.is_ascii_alphabetic()).count();
-    b.len() >= MIN_TOKEN_ID_CHARS && digits > 0 && alpha > 0
+    let len = seg.len();
+    digits == len // all digits
+        || at // e-mail addresses
+        || (hexish && len >= 8 && digits > 0) // UUIDs, object ids, hashes
+        || (len >= MIN_TOKEN_ID_CHARS && digits > 0 && alpha > 0)
 }
 
 #[cfg(test)]

@@ -467,16 +467,16 @@ fn lex(src: &str) -> Result<Vec<(usize, Tok)>, ParseError> {
                     i += 1;
                     break;
                 }
-                if d == b'\\' {
-                    if let Some(e) = src[i + 1..].chars().next() {
-                        s.push(match e {
-                            'n' => '\n',
-                            't' => '\t',
-                            other => other,
-                        });
-                        i += 1 + e.len_utf8();
-                        continue;
-                    }
+                if d == b'\\'
+                    && let Some(e) = src[i + 1..].chars().next()
+                {
+                    s.push(match e {
+                        'n' => '\n',
+                        't' => '\t',
+                        other => other,
+                    });
+                    i += 1 + e.len_utf8();
+                    continue;
                 }
                 // Copy one whole UTF-8 character.
                 let ch = src[i..].chars().next().ok_or(ParseError {
