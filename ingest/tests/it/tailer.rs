@@ -685,3 +685,34 @@ fn read_from_end_skips_existing_content_of_files_found_at_start_only() -> Result
     assert_eq!(got, vec!["after start", "new pod"]);
     Ok(())
 }
+
+#[test]
+fn corpus_java_stack_trace_in_cri_joins_into_one_record() -> Result<()> {
+    let corpus = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpora/k8s/fluent-bit_cri_multiline/cri_java_stacktrace.log");
+    if !corpus.is_file() {
+        eprintln!("skipping: corpora not found at {}", corpus.display());
+        return Ok(());
+    }
+    let env = Env::new()?;
+    let c = env.container("hdfs", "client-0", "app")?;
+    // Read from the shared corpus at test time; only the temp pod dir holds a copy.
+    append(&c.join("0.log"), &fs::read(&corpus)?)?;
+    append(
+        &c.join("0.log"),
+        cri(1, "stderr", false, "next message").as_bytes(),
+    )?;
+    let mut run = Run::start(&env.config())?;
+    run.until_idle(WAIT)?;
+    let records = run.shutdown()?;
+    let lines: Vec<u32> = records.iter().map(|r| r.lines).collect();
+    // The message before the exception, the exception with its 17 frames, the next message.
+    assert_eq!(lines, vec![1, 18, 1], "{:?}", messages(&records));
+    assert!(
+        records[1]
+            .message
+            .starts_with("org.apache.hadoop.ipc.RemoteException")
+    );
+    assert!(records[1].message.ends_with("(FileSystem.java:1424)"));
+    Ok(())
+}
