@@ -35,8 +35,9 @@ const SEND_WAIT: Duration = Duration::from_millis(50);
 const RETIRED_EOF_READS: u32 = 2;
 /// A renamed or deleted file counts as quiet once unmodified for this long: the kubelet asks the
 /// runtime to reopen its log right after the rename, and until then the runtime still appends
-/// to the renamed file; half a second covers that window on a busy node. Files already this
-/// old when found (backfill) are released as soon as they are read.
+/// to the renamed file; half a second covers that window on a busy node. A file is also quiet
+/// as soon as a younger file of its group holds a complete line (the runtime has reopened), and
+/// files already this old when found (backfill) are released as soon as they are read.
 const RETIRE_GRACE: Duration = Duration::from_millis(500);
 
 /// A batch of records, in the order they were assembled.
@@ -639,7 +640,8 @@ impl Worker {
         let mut progressed = false;
         for (_, mut files) in groups {
             files.sort();
-            for (_, id) in files {
+            let count = files.len();
+            for (i, (_, id)) in files.into_iter().enumerate() {
                 if self.stopping() {
                     return progressed;
                 }
@@ -649,7 +651,8 @@ impl Worker {
                     return progressed;
                 }
                 let line_budget = self.cfg.max_unacked_records - unacked;
-                let (read, released) = self.read_file(id, line_budget);
+                let has_successor = i + 1 < count;
+                let (read, released) = self.read_file(id, line_budget, has_successor);
                 progressed |= read;
                 if self.batch.len() >= self.cfg.batch_max_records && !self.flush_batch(false) {
                     return progressed;
@@ -663,8 +666,9 @@ impl Worker {
         progressed
     }
 
-    /// Reads one file; returns (bytes were read, file was released).
-    fn read_file(&mut self, id: u64, line_budget: usize) -> (bool, bool) {
+    /// Reads one file; returns (bytes were read, file was released). `has_successor`: a
+    /// younger file of the same group is open, so the writer has moved on to it.
+    fn read_file(&mut self, id: u64, line_budget: usize, has_successor: bool) -> (bool, bool) {
         let now = Instant::now();
         let gen_now = self.pods.generation();
         let Some(t) = self.tracked.get_mut(&id) else {
@@ -738,6 +742,7 @@ impl Worker {
         let mut release = false;
         if t.retired && outcome.eof {
             let quiet = t.gz
+                || has_successor
                 || t.reader
                     .modified_age()
                     .is_none_or(|age| age >= RETIRE_GRACE);
