@@ -694,6 +694,7 @@ fn mask_message(message: &str, config: &PatternConfig, out: &mut String) -> bool
     let len = b.len();
     let mut i = 0usize;
     let mut count = 0usize;
+    let mut prev_wildcard = false;
     loop {
         while i < len && BYTE_CLASS[b[i] as usize] == 1 {
             i += 1;
@@ -701,6 +702,7 @@ fn mask_message(message: &str, config: &PatternConfig, out: &mut String) -> bool
         if i == len {
             break;
         }
+        let before = out.len();
         if count > 0 {
             out.push(' ');
         }
@@ -713,30 +715,66 @@ fn mask_message(message: &str, config: &PatternConfig, out: &mut String) -> bool
             .iter()
             .position(|&c| BYTE_CLASS[c as usize] == 1)
             .map_or(len, |p| i + p);
-        if is_hex_colon_address(&b[i..token_end]) {
-            out.push_str(WILDCARD);
-            i = token_end;
-            count += 1;
+        let token_start = out.len();
+        mask_token(&msg[i..token_end], config.mask_paths, out);
+        i = token_end;
+        // A run of variable tokens (`delete blk_1 blk_2 blk_3`) is one variable: lists of
+        // any length share a template.
+        let wildcard = &out[token_start..] == WILDCARD;
+        if wildcard && prev_wildcard {
+            out.truncate(before);
             continue;
         }
-        let mut seg_start = i;
-        while i < len {
-            match BYTE_CLASS[b[i] as usize] {
-                1 => break,
-                2 => {
-                    push_segment(&msg[seg_start..i], config.mask_paths, out);
-                    // Delimiters are ASCII, so `i` and `i + 1` are char boundaries.
-                    out.push(b[i] as char);
-                    seg_start = i + 1;
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        push_segment(&msg[seg_start..i], config.mask_paths, out);
+        prev_wildcard = wildcard;
         count += 1;
     }
     truncated
+}
+
+/// Mask one whitespace-free token into `out`.
+fn mask_token(token: &str, mask_paths: bool, out: &mut String) {
+    let b = token.as_bytes();
+    if is_hex_colon_address(b) {
+        out.push_str(WILDCARD);
+        return;
+    }
+    if let Some(scheme_end) = url_scheme_end(token) {
+        // `hdfs://10.0.0.1:9000/x` or `[akka.tcp://sys@10.0.0.1:25]`: keep the text up to
+        // the scheme's `://`, mask the rest up to trailing punctuation.
+        let rest = &token[scheme_end..];
+        let body_len = rest
+            .trim_end_matches([']', ')', '\'', '"', ',', '.', ';'])
+            .len();
+        if rest[..body_len].bytes().any(|c| c.is_ascii_digit()) {
+            out.push_str(&token[..scheme_end]);
+            out.push_str(WILDCARD);
+            out.push_str(&rest[body_len..]);
+            return;
+        }
+    }
+    let mut seg_start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if BYTE_CLASS[c as usize] == 2 {
+            push_segment(&token[seg_start..i], mask_paths, out);
+            // Delimiters are ASCII, so `i` and `i + 1` are char boundaries.
+            out.push(c as char);
+            seg_start = i + 1;
+        }
+    }
+    push_segment(&token[seg_start..], mask_paths, out);
+}
+
+/// The end of `scheme://` in a token (`hdfs://`, `akka.tcp://`), if it holds one.
+fn url_scheme_end(token: &str) -> Option<usize> {
+    let pos = memchr::memmem::find(token.as_bytes(), b"://")?;
+    let b = token.as_bytes();
+    let mut start = pos;
+    while start > 0
+        && (b[start - 1].is_ascii_alphanumeric() || matches!(b[start - 1], b'+' | b'.' | b'-'))
+    {
+        start -= 1;
+    }
+    (start < pos && b[start].is_ascii_alphabetic()).then_some(pos + 3)
 }
 
 fn push_segment(seg: &str, mask_paths: bool, out: &mut String) {
@@ -1065,6 +1103,29 @@ mod tests {
         assert_eq!(masked("/10.1.2.3:50010 served"), "<*>:<*> served");
         assert_eq!(masked("open /var/lib/x ok"), "open <*> ok");
         assert_eq!(masked(""), "");
+        assert_eq!(masked("generating core.2275"), "generating core.<*>");
+        assert_eq!(
+            masked("illegal instruction......0"),
+            "illegal instruction......<*>"
+        );
+        assert_eq!(
+            masked("chip FF:F2:9C:00:11:22 ip=10.0.0.1"),
+            "chip <*> ip=<*>"
+        );
+        assert_eq!(
+            masked("at 07:57:30 from fe80::1"),
+            "at <*>:<*>:<*> from <*>"
+        );
+        assert_eq!(masked("delete blk_1 blk_2 blk_3 now"), "delete <*> now");
+        assert_eq!(
+            masked("split: hdfs://10.1.2.3:9000/a/b:0+7"),
+            "split: hdfs://<*>"
+        );
+        assert_eq!(
+            masked("on [akka.tcp://sys@10.0.0.1:25]"),
+            "on [akka.tcp://<*>]"
+        );
+        assert_eq!(masked("see https://example.com/docs"), "see https:<*>");
     }
 
     #[test]
