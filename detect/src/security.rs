@@ -901,8 +901,15 @@ fn build_alert(
     if !b.sample.is_empty() && det != Detection::SecretLeak {
         annotations.insert("sample".into(), b.sample.clone());
     }
+    let is_auth = matches!(
+        det,
+        Detection::BruteForce | Detection::SlowBruteForce | Detection::CredentialStuffing
+    );
     if let Some(user) = event.user.name.as_deref() {
         annotations.insert("user.name".into(), user.to_string());
+    } else if is_auth && !b.sample.is_empty() {
+        // The user named by the failure line that fired the alert.
+        annotations.insert("user.name".into(), b.sample.clone());
     }
     if let Some(service) = event.service.name.as_deref() {
         annotations.insert("service".into(), service.to_string());
@@ -970,6 +977,7 @@ mod tests {
         assert_eq!(a.labels[LABEL_CLIENT_IP], "198.51.100.7");
         assert_eq!(a.labels["pace"], "fast");
         assert_eq!(a.annotations["count"], "6");
+        assert_eq!(a.annotations["user.name"], "root");
         assert_eq!(a.starts_at, t(0));
         assert_eq!(a.annotations["last_seen"], t(5).to_rfc3339());
         // Another address is its own offender.
