@@ -35,12 +35,18 @@
 //! copytruncate loses what is written between the copy and the truncation (inherent); lines
 //! before the copy are read from the copy when it is in view (`<n>.log.<suffix>`).
 //!
+//! Known limit: two files of one directory whose first lines are byte-identical share an id.
+//! CRI and docker lines start with a nanosecond timestamp, so this cannot happen to pod logs;
+//! a plain `include` file that always starts with the same header line would be taken for
+//! its predecessor after rotation.
+//!
 //! # Memory bound
 //! Independent of input rate and sink stalls; with `C` the channel capacity chosen by the
 //! caller, `F` the open files (≤ `max_open_files`), and the config values:
 //!
 //! - batches: `(C + 1) × batch_max_bytes` of messages, plus `READ_BUDGET_BYTES` (256 KiB)
-//!   of records being cut into a batch;
+//!   of records being cut into a batch, plus about 0.5 KiB of metadata per record (path and
+//!   pod strings are owned by each `RawRecord`);
 //! - per open file: a read buffer of `read_chunk_bytes` while the file has unread data (freed
 //!   when idle), an over-long line's head of `max_line_bytes + 4 KiB`, and per stream (3) one
 //!   partial line of ≤ `max_line_bytes` and one multi-line record of ≤ `multiline.max_bytes`;
@@ -49,7 +55,9 @@
 //!
 //! With the defaults (`C` = 8, 1 MiB batches, 100 000 unacked) that is ~9 MiB of batches and
 //! ~6 MiB of ledger, plus 64 KiB per busy file; the multi-line and partial buffers only fill
-//! for records that really are that long.
+//! for records that really are that long. Measured: 18–21 MiB peak RSS for the whole
+//! `tail_rss` example process (tailer + acknowledging consumer) reading 256 MiB–1 GiB at full
+//! speed (`/usr/bin/time -v target/release/examples/tail_rss 1024 8`).
 //!
 //! # Threads
 //! One tailer thread (discovery, reading, assembly, checkpoints) and, when
