@@ -390,6 +390,14 @@ impl Detector {
         self.rules.iter().map(Rule::state_bytes).sum()
     }
 
+    /// Per rule: (name, tracked keys, approximate heap bytes of their state).
+    pub fn state_bytes_by_rule(&self) -> Vec<(&str, usize, usize)> {
+        self.rules
+            .iter()
+            .map(|r| (r.cfg.name.as_str(), r.key_count(), r.state_bytes()))
+            .collect()
+    }
+
     /// The current window partial of every key of rule `name` (group-by values, partial),
     /// sorted by key: what a processor ships for a distributed merge.
     pub fn window_partials(&self, name: &str) -> Vec<(Vec<String>, WindowPartial)> {

@@ -333,7 +333,7 @@ impl Rule {
         p.total += 1;
         p.hits += u64::from(hit);
         if let Some(v) = value {
-            p.sketch.get_or_insert_with(Default::default).add(v);
+            p.sketch.get_or_insert_with(Box::default).add(v);
         }
     }
 

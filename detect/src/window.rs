@@ -20,9 +20,10 @@ pub struct WindowPartial {
     /// Events that matched `match` (ratio, anomaly, count), or whose value was above the
     /// threshold (quantile).
     pub hits: u64,
-    /// Quantile rules: the distribution of the measured field.
+    /// Quantile rules: the distribution of the measured field (boxed so count and ratio
+    /// buckets stay 32 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sketch: Option<DdSketch>,
+    pub sketch: Option<Box<DdSketch>>,
 }
 
 impl WindowPartial {
@@ -31,7 +32,7 @@ impl WindowPartial {
         self.total += other.total;
         self.hits += other.hits;
         if let Some(o) = &other.sketch {
-            self.sketch.get_or_insert_with(DdSketch::new).merge(o);
+            self.sketch.get_or_insert_with(Box::default).merge(o);
         }
     }
 
@@ -55,7 +56,9 @@ impl WindowPartial {
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.sketch.as_ref().map_or(0, DdSketch::heap_bytes)
+        self.sketch
+            .as_ref()
+            .map_or(0, |s| std::mem::size_of::<DdSketch>() + s.heap_bytes())
     }
 }
 
