@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use index::elasticsearch::{EsConfig, EsWriter, setup};
+use index::elasticsearch::{EsBatcher, EsConfig, EsWriter, setup};
 
 #[allow(dead_code)]
 #[path = "../tests/es_it/fixtures.rs"]
@@ -76,5 +76,36 @@ fn bench_write(c: &mut Criterion) {
     drop(mock);
 }
 
-criterion_group!(benches, bench_write);
+/// The client-side CPU cost alone: serializing events into `_bulk` lines, no network.
+fn bench_serialize(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let cfg = EsConfig {
+        // Never contacted: the batcher is only filled, never flushed.
+        urls: vec!["http://127.0.0.1:9".to_owned()],
+        batch_max_docs: usize::MAX,
+        batch_max_bytes: 100 * 1024 * 1024,
+        dead_letter_dir: dir.path().to_path_buf(),
+        ..EsConfig::default()
+    };
+    let writer = EsWriter::try_new(&cfg).expect("the writer builds");
+    let events = fixtures::events(0, EVENTS_PER_WRITE);
+    let bytes: usize = events
+        .iter()
+        .map(|e| serde_json::to_vec(e).map(|v| v.len()).unwrap_or(0))
+        .sum();
+    let mut group = c.benchmark_group("es_serialize");
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("10k_events_into_bulk_lines", |b| {
+        b.iter(|| {
+            let mut batcher = EsBatcher::new(writer.clone());
+            for (i, ev) in events.iter().enumerate() {
+                batcher.push(ev, i).expect("events serialize");
+            }
+            batcher.len()
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_serialize, bench_write);
 criterion_main!(benches);
