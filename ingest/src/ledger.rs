@@ -8,17 +8,32 @@
 //! before `P`. Resuming at such a `P` never splits a record, so a replayed record gets the same
 //! `(file_id, offset)` and therefore the same `event.id`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use schemas::SourceRef;
 
 use crate::stats::IngestStats;
 
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    offset: u64,
+    end: u64,
+    acked: bool,
+}
+
 #[derive(Debug, Default)]
 struct FileLedger {
-    /// Record start offset to (end offset, acknowledged).
-    records: BTreeMap<u64, (u64, bool)>,
+    /// Emitted records sorted by start offset. Records are emitted almost in offset order
+    /// (only a joined partial or multi-line record completes after later lines), so inserts
+    /// are nearly always at the back and a deque beats a tree here.
+    records: VecDeque<Entry>,
+}
+
+impl FileLedger {
+    fn find(&self, offset: u64) -> Result<usize, usize> {
+        self.records.binary_search_by_key(&offset, |e| e.offset)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -44,8 +59,28 @@ impl Ledger {
     /// Registers an emitted record. Called before the record is sent.
     pub(crate) fn register(&mut self, file_id: u64, offset: u64, end_offset: u64) {
         let file = self.files.entry(file_id).or_default();
-        if file.records.insert(offset, (end_offset, false)).is_none() {
+        let entry = Entry {
+            offset,
+            end: end_offset,
+            acked: false,
+        };
+        if file.records.back().is_none_or(|b| b.offset < offset) {
+            file.records.push_back(entry);
             self.unacked += 1;
+            return;
+        }
+        match file.find(offset) {
+            Ok(i) => {
+                // Emitted again (never expected): it is outstanding once more.
+                if file.records[i].acked {
+                    self.unacked += 1;
+                }
+                file.records[i] = entry;
+            }
+            Err(i) => {
+                file.records.insert(i, entry);
+                self.unacked += 1;
+            }
         }
     }
 
@@ -53,16 +88,18 @@ impl Ledger {
         let Some(file) = self.files.get_mut(&source.file_id) else {
             return false;
         };
-        match file.records.get_mut(&source.offset) {
-            Some((end, acked)) if *end == source.end_offset => {
-                if !*acked {
-                    *acked = true;
-                    self.unacked -= 1;
-                }
-                true
-            }
-            _ => false,
+        let Ok(i) = file.find(source.offset) else {
+            return false;
+        };
+        let e = &mut file.records[i];
+        if e.end != source.end_offset {
+            return false;
         }
+        if !e.acked {
+            e.acked = true;
+            self.unacked -= 1;
+        }
+        true
     }
 
     /// Pops the acknowledged prefix of `file_id` that is safe to checkpoint and returns the new
@@ -71,26 +108,23 @@ impl Ledger {
     pub(crate) fn advance(&mut self, file_id: u64, open_start: Option<u64>) -> Option<u64> {
         let file = self.files.get_mut(&file_id)?;
         let mut max_end = 0u64;
-        let mut safe: Option<(u64, u64)> = None; // (last popped key, checkpoint)
-        let mut iter = file.records.iter().peekable();
-        while let Some((&offset, &(end, acked))) = iter.next() {
-            if !acked {
+        let mut safe: Option<(usize, u64)> = None; // (records to pop, checkpoint)
+        for (i, e) in file.records.iter().enumerate() {
+            if !e.acked {
                 break;
             }
-            max_end = max_end.max(end);
-            let next_start = iter.peek().map(|(next, _)| **next);
+            max_end = max_end.max(e.end);
+            let next_start = file.records.get(i + 1).map(|n| n.offset);
             let next_start = match (next_start, open_start) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             if next_start.is_none_or(|n| n >= max_end) {
-                safe = Some((offset, max_end));
+                safe = Some((i + 1, max_end));
             }
         }
-        let (last_key, checkpoint) = safe?;
-        // Keep everything after `last_key`.
-        let rest = file.records.split_off(&(last_key + 1));
-        file.records = rest;
+        let (pop, checkpoint) = safe?;
+        file.records.drain(..pop);
         if file.records.is_empty() {
             self.files.remove(&file_id);
         }
