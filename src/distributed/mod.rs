@@ -1,0 +1,189 @@
+//! Distributed mode: the `agent`, `processor` and `indexer` roles joined by Kafka topics.
+//!
+//! ```text
+//!  agent (per node)            processor group                 indexer group
+//!  Tailer ─▶ producer ─▶ raw ─▶ consumer ─▶ parse ─▶ detect ─▶ events ─▶ consumer ─▶ Store per
+//!     ▲ ack on delivery   topic   │ commit after outputs acked  topic   │ commit after      events
+//!     └───────────────────────────┘ (alerts, dead letters)              │ Store::commit     partition
+//! ```
+//!
+//! - [`Agent::start`]: tail → raw topic (key `<pod uid>/<container>`, so per-container order
+//!   holds); a record's checkpoint advances only on its delivery report.
+//! - [`Processor::start`]: raw → parse → detect → events topic (same key) and alerts; a raw
+//!   offset is committed only once every output for it and before it is acknowledged.
+//! - [`Indexer::start`]: events → one [`index::Store`] per events partition under
+//!   `<data_dir>/partitions/<n>/`; offsets are committed only after `Store::commit`.
+//! - [`DistributedSearcher`]: counts and searches across every partition store.
+//! - [`run_role`]: what `sluice run` calls for the three roles.
+//!
+//! # Exactly once in the store
+//! Every stage is at-least-once: a crash or rebalance replays from the last committed offset.
+//! Replays keep their `sluice.source` (file id and offset), and all records of a file travel
+//! under one key, hence through one raw partition, one processor at a time and one events
+//! partition, in file order. The partition's store keeps per-file high-water marks in its
+//! commit payload and drops every record at or below them, so each record is stored once
+//! whichever indexer owns the partition.
+//!
+//! # Bounded memory
+//! Agents and processors stop taking input at `kafka.producer.max_in_flight_records`
+//! unacknowledged outputs; producers never time messages out by default, so a broker outage
+//! pauses the pipeline and resumes it in order when the brokers return.
+
+mod agent;
+mod config;
+mod indexer;
+mod offsets;
+mod processor;
+mod search;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use agent::{Agent, AgentStats};
+pub use config::{
+    Compression, ConsumerSettings, DEFAULT_AGGREGATES_TOPIC, DEFAULT_ALERTS_TOPIC,
+    DEFAULT_DEAD_LETTER_TOPIC, DEFAULT_EVENTS_TOPIC, DEFAULT_MAX_IN_FLIGHT_RECORDS,
+    DEFAULT_RAW_TOPIC, KafkaConfig, KafkaGroups, KafkaTopics, OffsetReset, ProducerSettings,
+};
+pub use indexer::{Indexer, IndexerStats, partition_dir, partitions_root};
+pub use offsets::{InputRef, OffsetTracker};
+pub use processor::{Processor, ProcessorStats};
+pub use search::DistributedSearcher;
+
+use crate::config::{Role, SluiceConfig};
+
+/// Header carrying [`schemas::RAW_RECORD_VERSION`] on raw-topic messages.
+pub const HEADER_RAW_VERSION: &str = "sluice-raw-version";
+/// Header carrying [`schemas::LOG_EVENT_VERSION`] on events-topic messages.
+pub const HEADER_EVENT_VERSION: &str = "sluice-event-version";
+/// Header on dead-letter messages: why the message could not be processed.
+pub const HEADER_ERROR: &str = "sluice-error";
+/// How often [`run_role`] checks the role's health while waiting for a signal.
+const HEALTH_POLL: Duration = Duration::from_millis(500);
+
+/// The message key of a raw record: `<pod uid>/<container>`, so one container's records stay
+/// in one partition and in order. Records without pod metadata fall back to their file's
+/// directory, which is per container in the kubelet layout.
+pub fn record_key(record: &schemas::RawRecord) -> String {
+    let k = &record.kubernetes;
+    match (&k.pod.uid, &k.container.name) {
+        (Some(uid), Some(container)) => format!("{uid}/{container}"),
+        _ => std::path::Path::new(&record.source.path)
+            .parent()
+            .map(|dir| dir.to_string_lossy().into_owned())
+            .unwrap_or_else(|| record.source.file_id.to_string()),
+    }
+}
+
+fn render_counters(out: &mut String, rows: &[(&str, &AtomicU64, &str)]) {
+    use std::fmt::Write;
+    for (name, value, kind) in rows {
+        let _ = writeln!(
+            out,
+            "# TYPE {name} {kind}\n{name} {}",
+            value.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// Fails when a role thread has finished (it only finishes on error or shutdown).
+fn check_thread(
+    slot: &mut Option<JoinHandle<anyhow::Result<()>>>,
+    name: &str,
+) -> anyhow::Result<()> {
+    if slot.as_ref().is_some_and(|h| h.is_finished())
+        && let Some(handle) = slot.take()
+    {
+        match handle.join() {
+            Ok(Ok(())) => anyhow::bail!("the {name} stopped unexpectedly"),
+            Ok(Err(err)) => return Err(err),
+            Err(_) => anyhow::bail!("the {name} thread panicked"),
+        }
+    }
+    Ok(())
+}
+
+/// A running role of distributed mode.
+#[derive(Debug)]
+pub enum RoleHandle {
+    Agent(Agent),
+    Processor(Processor),
+    Indexer(Indexer),
+}
+
+impl RoleHandle {
+    /// Starts the role `config.role` names.
+    ///
+    /// # Errors
+    /// The role is `all` (the embedded pipeline), or it fails to start.
+    pub fn start(config: &SluiceConfig) -> anyhow::Result<RoleHandle> {
+        Ok(match config.role {
+            Role::Agent => RoleHandle::Agent(Agent::start(config)?),
+            Role::Processor => RoleHandle::Processor(Processor::start(config)?),
+            Role::Indexer => RoleHandle::Indexer(Indexer::start(config)?),
+            Role::All => anyhow::bail!("role `all` runs the embedded pipeline, not a Kafka role"),
+        })
+    }
+
+    /// Fails when the role stopped with an error.
+    ///
+    /// # Errors
+    /// That error.
+    pub fn check_health(&mut self) -> anyhow::Result<()> {
+        match self {
+            RoleHandle::Agent(r) => r.check_health(),
+            RoleHandle::Processor(r) => r.check_health(),
+            RoleHandle::Indexer(r) => r.check_health(),
+        }
+    }
+
+    /// Prometheus text of the role's counters.
+    pub fn render_prometheus(&self, out: &mut String) {
+        match self {
+            RoleHandle::Agent(r) => {
+                r.ingest_stats().render_prometheus(out);
+                r.stats().render_prometheus(out);
+            }
+            RoleHandle::Processor(r) => r.stats().render_prometheus(out),
+            RoleHandle::Indexer(r) => r.stats().render_prometheus(out),
+        }
+    }
+
+    /// Stops the role cleanly (see each role's `shutdown`).
+    ///
+    /// # Errors
+    /// The role failed.
+    pub fn shutdown(self) -> anyhow::Result<()> {
+        match self {
+            RoleHandle::Agent(r) => r.shutdown(),
+            RoleHandle::Processor(r) => r.shutdown(),
+            RoleHandle::Indexer(r) => r.shutdown(),
+        }
+    }
+}
+
+/// Runs `config.role` until Ctrl-C or SIGTERM, or until it fails; then shuts it down.
+///
+/// # Errors
+/// The role failed to start or stopped with an error.
+pub fn run_role(config: &SluiceConfig, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    let mut role = RoleHandle::start(config)?;
+    tracing::info!(role = ?config.role, brokers = %config.kafka.brokers, "distributed role started");
+    let waited = rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut health = tokio::time::interval(HEALTH_POLL);
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return anyhow::Ok(()),
+                _ = term.recv() => return anyhow::Ok(()),
+                _ = health.tick() => role.check_health()?,
+            }
+        }
+    });
+    tracing::info!("shutting down");
+    let shutdown = role.shutdown();
+    waited?;
+    shutdown
+}

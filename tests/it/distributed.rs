@@ -1,0 +1,383 @@
+//! Distributed mode end to end: agents → raw topic → processors → events topic → indexers →
+//! partition stores, against librdkafka's mock cluster (a Kafka-protocol broker on 127.0.0.1
+//! started by the test), or against the cluster named by `SLUICE_TEST_KAFKA_BROKERS`.
+//!
+//! Every test checks exactly-once in the store: the count equals the records the generator
+//! reports and every `event.id` is unique.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use sluice::config::{Role, SluiceConfig};
+use sluice::distributed::{
+    Agent, DistributedSearcher, Indexer, KafkaConfig, KafkaGroups, KafkaTopics, Processor,
+};
+
+use super::support;
+
+/// Partitions of the raw topic: more than processors, so each owns at least one.
+const RAW_PARTITIONS: i32 = 6;
+/// Partitions of the events topic: more than indexers, so partitions move between them.
+const EVENTS_PARTITIONS: i32 = 4;
+/// How long a run may take to index everything before the test fails.
+const COMPLETE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// A broker for one test: the mock cluster, or an external cluster from the environment.
+struct Broker {
+    mock: Option<MockCluster<'static, DefaultProducerContext>>,
+    brokers: String,
+    topics: KafkaTopics,
+    groups: KafkaGroups,
+}
+
+impl Broker {
+    /// Starts a one-broker mock cluster (or uses `SLUICE_TEST_KAFKA_BROKERS`) with this test's
+    /// own topics and groups.
+    fn start(test: &str) -> anyhow::Result<Broker> {
+        let suffix = format!(
+            "{test}-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_millis()
+        );
+        let topics = KafkaTopics {
+            raw: format!("raw-{suffix}"),
+            events: format!("events-{suffix}"),
+            aggregates: format!("aggregates-{suffix}"),
+            alerts: format!("alerts-{suffix}"),
+            dead_letter: format!("deadletter-{suffix}"),
+        };
+        let groups = KafkaGroups {
+            processor: format!("processor-{suffix}"),
+            indexer: format!("indexer-{suffix}"),
+        };
+        let layout = [
+            (topics.raw.as_str(), RAW_PARTITIONS),
+            (topics.events.as_str(), EVENTS_PARTITIONS),
+            (topics.aggregates.as_str(), 2),
+            (topics.alerts.as_str(), 1),
+            (topics.dead_letter.as_str(), 1),
+        ];
+        if let Ok(brokers) = std::env::var("SLUICE_TEST_KAFKA_BROKERS")
+            && !brokers.trim().is_empty()
+        {
+            create_topics(&brokers, &layout)?;
+            return Ok(Broker {
+                mock: None,
+                brokers,
+                topics,
+                groups,
+            });
+        }
+        let mock = MockCluster::new(1)?;
+        for (name, partitions) in layout {
+            mock.create_topic(name, partitions, 1)?;
+        }
+        let brokers = mock.bootstrap_servers();
+        anyhow::ensure!(
+            brokers.starts_with("127.0.0.1:") || brokers.starts_with("localhost:"),
+            "mock cluster listens on {brokers}, not loopback"
+        );
+        Ok(Broker {
+            mock: Some(mock),
+            brokers,
+            topics,
+            groups,
+        })
+    }
+
+    fn kafka(&self, max_in_flight_records: usize) -> KafkaConfig {
+        let mut kafka = KafkaConfig::with_brokers(&self.brokers);
+        kafka.topics = self.topics.clone();
+        kafka.groups = self.groups.clone();
+        kafka.producer.max_in_flight_records = max_in_flight_records;
+        kafka.consumer.commit_interval_ms = 200;
+        // Tests see a killed member's partitions move quickly.
+        kafka.consumer.session_timeout_ms = 6_000;
+        kafka
+    }
+}
+
+/// Creates topics on an external cluster with the admin API.
+fn create_topics(brokers: &str, layout: &[(&str, i32)]) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let topics: Vec<NewTopic<'_>> = layout
+        .iter()
+        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for result in rt.block_on(admin.create_topics(&topics, &AdminOptions::new()))? {
+        result.map_err(|(topic, err)| anyhow::anyhow!("failed to create {topic}: {err}"))?;
+    }
+    Ok(())
+}
+
+fn role_config(
+    role: Role,
+    kafka: KafkaConfig,
+    pods: Option<&Path>,
+    data: &Path,
+) -> SluiceConfig {
+    let mut config = SluiceConfig::default();
+    config.role = role;
+    config.data_dir = Some(data.to_path_buf());
+    config.ingest.pods_dir = pods.map(Path::to_path_buf);
+    config.ingest.poll_interval_ms = 50;
+    config.ingest.checkpoint_interval_ms = 100;
+    config.api.enabled = false;
+    config.index.writer_heap_bytes = 15_000_000;
+    config.index.writer_threads = 1;
+    config.index.commit_interval_ms = 300;
+    config.kafka = kafka;
+    config.resolve_paths();
+    config
+}
+
+/// A whole distributed deployment in this process.
+struct Deployment {
+    agents: Vec<Agent>,
+    processors: Vec<Option<Processor>>,
+    indexers: Vec<Indexer>,
+    index_dir: std::path::PathBuf,
+    expected: u64,
+    _dirs: tempfile::TempDir,
+}
+
+impl Deployment {
+    /// Generates one pod tree per agent and starts `processors` processors and `indexers`
+    /// indexers, then the agents.
+    fn start(
+        broker: &Broker,
+        lines_per_agent: u64,
+        processors: usize,
+        indexers: usize,
+        max_in_flight_records: usize,
+    ) -> anyhow::Result<Deployment> {
+        let dirs = tempfile::tempdir()?;
+        let index_dir = dirs.path().join("indexers");
+        let mut expected = 0;
+        let mut pods = Vec::new();
+        for a in 0..2u64 {
+            let dir = dirs.path().join(format!("pods-{a}"));
+            expected += support::generate(&dir, lines_per_agent, 11 + a)?.records;
+            pods.push(dir);
+        }
+        let kafka = broker.kafka(max_in_flight_records);
+        let indexers = (0..indexers)
+            .map(|_| {
+                Indexer::start(&role_config(
+                    Role::Indexer,
+                    kafka.clone(),
+                    None,
+                    &index_dir,
+                ))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let processors = (0..processors)
+            .map(|p| {
+                let data = dirs.path().join(format!("processor-{p}"));
+                Processor::start(&role_config(Role::Processor, kafka.clone(), None, &data))
+                    .map(Some)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let agents = pods
+            .iter()
+            .enumerate()
+            .map(|(a, pods)| {
+                let data = dirs.path().join(format!("agent-{a}"));
+                Agent::start(&role_config(Role::Agent, kafka.clone(), Some(pods), &data))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Deployment {
+            agents,
+            processors,
+            indexers,
+            index_dir,
+            expected,
+            _dirs: dirs,
+        })
+    }
+
+    fn check_health(&mut self) -> anyhow::Result<()> {
+        for agent in &mut self.agents {
+            agent.check_health()?;
+        }
+        for processor in self.processors.iter_mut().flatten() {
+            processor.check_health()?;
+        }
+        for indexer in &mut self.indexers {
+            indexer.check_health()?;
+        }
+        Ok(())
+    }
+
+    fn indexed(&self) -> anyhow::Result<u64> {
+        DistributedSearcher::open(&self.index_dir, 90)?.count(&index::SearchRequest::default())
+    }
+
+    fn processed(&self) -> u64 {
+        self.processors
+            .iter()
+            .flatten()
+            .map(|p| p.stats().records_in.load(Relaxed))
+            .sum()
+    }
+
+    fn delivered(&self) -> u64 {
+        self.agents
+            .iter()
+            .map(|a| a.stats().records_delivered.load(Relaxed))
+            .sum()
+    }
+
+    /// Waits until the agents are idle and the stores hold `expected` events.
+    fn wait_complete(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + COMPLETE_TIMEOUT;
+        loop {
+            self.check_health()?;
+            let indexed = self.indexed()?;
+            if indexed >= self.expected && self.agents.iter().all(Agent::is_idle) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "not complete after {COMPLETE_TIMEOUT:?}: {indexed} of {} indexed, {} delivered, {} processed",
+                self.expected,
+                self.delivered(),
+                self.processed()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Asserts that every generated record is in the stores exactly once, then shuts down.
+    fn assert_exactly_once_and_stop(mut self) -> anyhow::Result<()> {
+        self.wait_complete()?;
+        // Anything still in flight (a replay) would show up within a few commit intervals.
+        std::thread::sleep(Duration::from_secs(1));
+        let searcher = DistributedSearcher::open(&self.index_dir, 90)?;
+        let count = searcher.count(&index::SearchRequest::default())?;
+        let mut ids = HashSet::new();
+        let mut seen = 0u64;
+        searcher.for_each("", |event| {
+            seen += 1;
+            ids.insert(event.event.id.clone());
+        })?;
+        assert_eq!(count, self.expected, "store count vs generated records");
+        assert_eq!(seen, count, "events walked vs count");
+        assert_eq!(ids.len() as u64, count, "every event.id is unique");
+        assert!(
+            searcher.partitions().len() > 1,
+            "events spread over partitions"
+        );
+        for agent in self.agents.drain(..) {
+            agent.shutdown()?;
+        }
+        for processor in self.processors.drain(..).flatten() {
+            processor.shutdown()?;
+        }
+        for indexer in self.indexers.drain(..) {
+            indexer.shutdown()?;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn two_agents_three_processors_two_indexers_index_every_record_exactly_once() -> anyhow::Result<()>
+{
+    let broker = Broker::start("all")?;
+    let deployment = Deployment::start(&broker, 3_000, 3, 2, 5_000)?;
+    deployment.assert_exactly_once_and_stop()
+}
+
+#[test]
+fn killing_a_processor_mid_stream_loses_and_duplicates_nothing() -> anyhow::Result<()> {
+    let broker = Broker::start("kill")?;
+    let mut deployment = Deployment::start(&broker, 6_000, 3, 2, 5_000)?;
+    let third = deployment.expected / 3;
+    assert!(
+        support::wait_for(Duration::from_secs(60), || deployment.processed() >= third),
+        "processors never got a third of the way"
+    );
+    let victim = deployment.processors[0]
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("processor 0 present"))?;
+    let victim_processed = victim.stats().records_in.load(Relaxed);
+    drop(victim); // a crash: no flush, no commit
+    assert!(
+        deployment.indexed()? < deployment.expected,
+        "the kill must happen mid-stream"
+    );
+    eprintln!(
+        "killed processor 0 after it processed {victim_processed} records; {} of {} processed overall",
+        deployment.processed(),
+        deployment.expected
+    );
+    deployment.assert_exactly_once_and_stop()
+}
+
+#[test]
+fn a_30s_broker_outage_loses_nothing_and_agent_memory_stays_bounded() -> anyhow::Result<()> {
+    /// Small enough that the outage reaches it: the agents must stop reading.
+    const BOUND: usize = 500;
+    let broker = Broker::start("outage")?;
+    let deployment = Deployment::start(&broker, 6_000, 3, 2, BOUND)?;
+    let Some(mock) = &broker.mock else {
+        eprintln!("skipping the outage: an external cluster cannot be taken down by the test");
+        return deployment.assert_exactly_once_and_stop();
+    };
+    let quarter = deployment.expected / 4;
+    assert!(
+        support::wait_for(Duration::from_secs(60), || deployment.delivered() >= quarter),
+        "agents never delivered a quarter"
+    );
+    mock.broker_down(-1)?;
+    let down_at = Instant::now();
+    let delivered_at_down = deployment.delivered();
+    // During the outage the agents fill their in-flight bound and stop reading.
+    std::thread::sleep(Duration::from_secs(30));
+    let read_during = deployment
+        .agents
+        .iter()
+        .map(|a| a.stats().records_produced.load(Relaxed))
+        .sum::<u64>();
+    for agent in &deployment.agents {
+        let stats = agent.stats();
+        assert!(
+            stats.in_flight.load(Relaxed) <= BOUND as u64,
+            "in flight during the outage"
+        );
+    }
+    mock.broker_up(-1)?;
+    eprintln!(
+        "broker down {:.1}s at {delivered_at_down} delivered; {read_during} produced by then, expected {}",
+        down_at.elapsed().as_secs_f64(),
+        deployment.expected
+    );
+    assert!(
+        read_during < deployment.expected,
+        "the agents must have been stopped by the outage, not finished before it"
+    );
+    let stats: Vec<_> = deployment.agents.iter().map(Agent::stats).collect();
+    deployment.assert_exactly_once_and_stop()?;
+    for s in stats {
+        let max = s.in_flight_max.load(Relaxed);
+        assert!(max <= BOUND as u64, "in-flight peaked at {max} > {BOUND}");
+        assert!(
+            s.backpressure_waits.load(Relaxed) > 0,
+            "the bound was reached"
+        );
+        assert_eq!(s.delivery_failures.load(Relaxed), 0);
+    }
+    Ok(())
+}
