@@ -273,3 +273,48 @@ fn count_anomaly_catches_a_surge_no_threshold_names() -> anyhow::Result<()> {
     assert!(fired.annotations.contains_key("value"));
     Ok(())
 }
+
+#[test]
+fn example_rules_file_parses_and_compiles() -> anyhow::Result<()> {
+    let text = include_str!("../../rules.example.toml");
+    let cfg = DetectConfig::from_toml_str(text)?;
+    let d = Detector::try_new(&cfg)?;
+    let names = d.rule_names();
+    for want in [
+        "PaymentDeclines",
+        "LoginFailures",
+        "SlowSearch",
+        "TimeoutSurge",
+        "HighErrorRate",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    // The user's DatabaseConnectionError replaced the built-in one instead of duplicating it.
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| **n == "DatabaseConnectionError")
+            .count(),
+        1
+    );
+    Ok(())
+}
+
+#[test]
+fn default_config_round_trips_through_toml() -> anyhow::Result<()> {
+    let cfg = DetectConfig {
+        rules: DetectConfig::default().effective_rules(),
+        builtin_rules: false,
+        ..DetectConfig::default()
+    };
+    let text = toml::to_string(&cfg)?;
+    assert_eq!(DetectConfig::from_toml_str(&text)?, cfg);
+    Ok(())
+}
+
+#[test]
+fn detector_can_move_to_a_worker_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Detector>();
+    assert_send::<detect::DetectorState>();
+}
