@@ -31,6 +31,9 @@ const DEFAULT_BUCKET_SECS: u64 = 10;
 /// Kubernetes log shipping delays lines by seconds (kubelet rotation, agent batching); 30 s
 /// covers that while keeping alert latency low.
 const DEFAULT_ALLOWED_LATENESS_SECS: u64 = 30;
+/// Node clocks in a cluster agree within seconds; five minutes ahead of the wall clock is a
+/// broken timestamp, not skew.
+const DEFAULT_MAX_FUTURE_SECS: u64 = 300;
 /// Keys per rule before eviction: 10 000 services × endpoints is far beyond a normal cluster but
 /// small enough (a few MB per rule) to survive a cardinality explosion.
 const DEFAULT_MAX_KEYS_PER_RULE: usize = 10_000;
@@ -55,6 +58,10 @@ pub struct DetectConfig {
     /// How far behind the newest event a line may arrive and still be counted; older lines are
     /// dropped and counted in `late_events`. Alerts are emitted this much after their event time.
     pub allowed_lateness_secs: u64,
+    /// Live mode (once `advance_watermark` has given a wall clock): events stamped further than
+    /// this ahead of it are counted in `future_events` and kept out of the rules, so one bogus
+    /// timestamp cannot push the watermark past every other line.
+    pub max_future_secs: u64,
     /// Cap on tracked keys (e.g. services, endpoints) per rule; beyond it idle keys with the
     /// fewest events are evicted, least recently seen first (counted in `keys_evicted`).
     pub max_keys_per_rule: usize,
@@ -85,6 +92,7 @@ impl Default for DetectConfig {
         DetectConfig {
             bucket_secs: DEFAULT_BUCKET_SECS,
             allowed_lateness_secs: DEFAULT_ALLOWED_LATENESS_SECS,
+            max_future_secs: DEFAULT_MAX_FUTURE_SECS,
             max_keys_per_rule: DEFAULT_MAX_KEYS_PER_RULE,
             repeat_interval_secs: DEFAULT_REPEAT_INTERVAL_SECS,
             generator_url: String::new(),

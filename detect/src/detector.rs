@@ -39,6 +39,9 @@ pub struct DetectorState {
 pub struct Detector {
     bucket_secs: i64,
     lateness_secs: i64,
+    max_future_secs: i64,
+    /// The last `now` given to `advance_watermark` (live mode only).
+    wall_clock_secs: Option<i64>,
     generator_url: String,
     rules: Vec<Rule>,
     max_event_secs: Option<i64>,
@@ -109,6 +112,8 @@ impl Detector {
         let mut d = Detector {
             bucket_secs: config.bucket_secs as i64,
             lateness_secs: config.allowed_lateness_secs as i64,
+            max_future_secs: config.max_future_secs as i64,
+            wall_clock_secs: None,
             generator_url: config.generator_url.clone(),
             rules,
             max_event_secs: None,
@@ -140,6 +145,15 @@ impl Detector {
         }
         self.stats.events += 1;
         let t = event.timestamp.timestamp();
+        // A line stamped far ahead of the wall clock (a skewed node, a bogus parse) would drag
+        // the watermark forward and make every later line late: keep it out of event time.
+        if self
+            .wall_clock_secs
+            .is_some_and(|now| t > now + self.max_future_secs)
+        {
+            self.stats.future_events += 1;
+            return;
+        }
         let b = t.div_euclid(self.bucket_secs);
         if self.closed_bucket.is_none() {
             self.closed_bucket = Some(self.bucket_of_watermark(t - self.lateness_secs));
@@ -164,8 +178,10 @@ impl Detector {
 
     /// Moves event time to `now` without an event (live idle ticks: pass the wall clock), so
     /// windows close and alerts resolve while no lines arrive. The watermark becomes
-    /// `now - allowed_lateness_secs`.
+    /// `now - allowed_lateness_secs`. From the first call on, events stamped more than
+    /// `max_future_secs` after the last `now` are counted in `future_events` and not evaluated.
     pub fn advance_watermark(&mut self, now: DateTime<Utc>, out: &mut Vec<Alert>) {
+        self.wall_clock_secs = Some(now.timestamp());
         self.advance_components(now, out);
         let wm = now.timestamp() - self.lateness_secs;
         if self.closed_bucket.is_none() {
@@ -373,6 +389,7 @@ impl Detector {
         }
         self.bucket_secs = config.bucket_secs as i64;
         self.lateness_secs = config.allowed_lateness_secs as i64;
+        self.max_future_secs = config.max_future_secs as i64;
         self.generator_url = config.generator_url.clone();
         self.rules = new_rules;
         self.assign_key_slots();

@@ -11,6 +11,8 @@ pub struct DetectStats {
     /// Events older than the watermark (beyond `allowed_lateness_secs`): not counted in any
     /// window.
     pub late_events: u64,
+    /// Events stamped more than `max_future_secs` ahead of the wall clock: not evaluated.
+    pub future_events: u64,
     /// Idle keys evicted because a rule reached `max_keys_per_rule`.
     pub keys_evicted: u64,
     /// New keys refused because every tracked key of the rule had an active alert.
@@ -51,7 +53,7 @@ impl DetectStats {
     /// Appends the counters in the Prometheus text exposition format, names prefixed
     /// `sluice_detect_`.
     pub fn render_prometheus(&self, out: &mut String) {
-        let counters: [(&str, &str, u64); 6] = [
+        let counters: [(&str, &str, u64); 7] = [
             (
                 "events_total",
                 "Events evaluated by the rules engine.",
@@ -61,6 +63,11 @@ impl DetectStats {
                 "late_events_total",
                 "Events dropped as older than the watermark.",
                 self.late_events,
+            ),
+            (
+                "future_events_total",
+                "Events stamped too far ahead of the wall clock, not evaluated.",
+                self.future_events,
             ),
             (
                 "keys_evicted_total",

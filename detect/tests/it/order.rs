@@ -119,3 +119,35 @@ fn events_beyond_the_lateness_bound_are_counted_not_used() -> anyhow::Result<()>
     assert_eq!(d.stats().events, 3);
     Ok(())
 }
+
+#[test]
+fn a_bogus_future_timestamp_cannot_make_live_lines_late() -> anyhow::Result<()> {
+    let cfg = DetectConfig::default();
+    let mut d = Detector::try_new(&cfg)?;
+    let mut out = Vec::new();
+    let p = Profile::healthy("checkout");
+    let mut rng = Rng::new(5);
+    let now = T0 as f64;
+    d.advance_watermark(traffic::at(now), &mut out);
+    d.process(
+        &mut traffic::request(&mut rng, &p, now + 86_400.0),
+        &mut out,
+    );
+    assert_eq!(d.stats().future_events, 1);
+    d.process(&mut traffic::request(&mut rng, &p, now + 1.0), &mut out);
+    assert_eq!(
+        d.stats().late_events,
+        0,
+        "the future line moved the watermark"
+    );
+    let counted = |d: &Detector| -> u64 {
+        d.window_partials("HighErrorRate")
+            .iter()
+            .map(|(_, p)| p.total)
+            .sum()
+    };
+    assert_eq!(counted(&d), 0, "the line's bucket is still open");
+    d.advance_watermark(traffic::at(now + 60.0), &mut out);
+    assert_eq!(counted(&d), 1, "the on-time line was counted");
+    Ok(())
+}
