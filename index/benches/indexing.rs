@@ -15,6 +15,19 @@ use index::{IndexConfig, Store};
 /// both indexing threads as it would under steady load.
 const BATCH_EVENTS: usize = 60_000;
 
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat`: on a shared
+/// machine wall time measures the neighbours too, CPU time only our work. `None` off Linux.
+fn process_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // Linux reports in clock ticks, 100 per second on every mainstream configuration.
+    Some((utime + stime) / 100.0)
+}
+
 fn bench_indexing(c: &mut Criterion) {
     let start = Utc::now() - chrono::Duration::hours(2);
     let mut generator = common::Generator::new(7, start, chrono::Duration::milliseconds(1));
@@ -34,11 +47,12 @@ fn bench_indexing(c: &mut Criterion) {
     let mut group = c.benchmark_group("index");
     group.throughput(Throughput::Bytes(bytes));
     group.sample_size(10);
-    group.measurement_time(Duration::from_secs(30));
+    group.measurement_time(Duration::from_secs(20));
     for threads in [1usize, 2] {
         group.bench_function(format!("add_commit_{threads}_threads"), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
+                let cpu_before = process_cpu_secs();
                 for _ in 0..iters {
                     let dir = tempfile::tempdir().expect("temp dir for the bench store");
                     let config = IndexConfig {
@@ -53,6 +67,14 @@ fn bench_indexing(c: &mut Criterion) {
                     }
                     store.commit().expect("commit");
                     total += t0.elapsed();
+                }
+                if let (Some(before), Some(after)) = (cpu_before, process_cpu_secs()) {
+                    let mb = (bytes * iters) as f64 / 1e6;
+                    eprintln!(
+                        "  {threads} threads: {iters} batches, {:.1} MB/s wall, {:.1} MB per CPU-second",
+                        mb / total.as_secs_f64(),
+                        mb / (after - before).max(0.01)
+                    );
                 }
                 total
             })
