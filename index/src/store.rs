@@ -4,10 +4,12 @@
 //! # Exactly-once over replays
 //!
 //! After a crash the ingest layer replays records from its last checkpoint, which may be behind
-//! the last index commit. Each day partition's commit payload records, per source `file_id`,
-//! the highest `sluice.source.offset` committed to that day. Records of one file are added in
-//! offset order and a day partition commits everything staged in it at once, so the records of a
-//! file committed to a day are exactly those at or below that mark: [`Store::add`] skips them
+//! the last index commit. Each day partition's commit payload records, per *lane* — a source
+//! `file_id` and stream (stdout/stderr) — the highest `sluice.source.offset` committed to that
+//! day. Records of one lane are added in offset order (within a file they are not: a multi-line
+//! stderr traceback is emitted after the stdout lines written while it was still open, yet
+//! starts before them), and a day partition commits everything staged in it at once, so the
+//! records of a lane committed to a day are exactly those at or below that mark: [`Store::add`] skips them
 //! without a per-document lookup. This holds per day, so it also holds when a commit over
 //! several days failed part-way (some days durable, others rolled back). Records without a file
 //! (`file_id` 0) fall back to delete-then-add on `event.id`.
@@ -34,8 +36,27 @@ const PAYLOAD_VERSION: u32 = 1;
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Payload {
     v: u32,
-    /// `file_id` (decimal string: JSON keys are strings) → highest committed offset.
+    /// Lane id ([`lane`]: `file_id` and stream; decimal string, as JSON keys are strings) →
+    /// highest committed offset.
     high_water: BTreeMap<String, u64>,
+}
+
+/// The replay-tracking lane of a record: its file and stream. Offsets only increase within a
+/// lane; records with no stream use the file id itself.
+fn lane(file_id: u64, stream: Option<schemas::Stream>) -> u64 {
+    match stream {
+        None => file_id,
+        Some(stream) => {
+            let mut buf = [0u8; 9];
+            buf[..8].copy_from_slice(&file_id.to_le_bytes());
+            buf[8] = match stream {
+                schemas::Stream::Stdout => 1,
+                schemas::Stream::Stderr => 2,
+            };
+            // Never 0: 0 means "no file" to `add`.
+            xxhash_rust::xxh3::xxh3_64(&buf).max(1)
+        }
+    }
 }
 
 /// Result of a successful [`Store::commit`].
@@ -169,13 +190,18 @@ impl Store {
         self.tick += 1;
         let tick = self.tick;
         let file_id = event.sluice.source.file_id;
+        let lane = if file_id == 0 {
+            0
+        } else {
+            lane(file_id, event.stream)
+        };
         let offset = event.sluice.source.offset;
         let event_id_field = self.schema.event_id;
         let day_writer = self.writer_for(day)?;
         day_writer.last_used = tick;
-        if file_id != 0 {
-            let committed = day_writer.committed_hw.get(&file_id).copied();
-            let pending = day_writer.pending_hw.get(&file_id).copied();
+        if lane != 0 {
+            let committed = day_writer.committed_hw.get(&lane).copied();
+            let pending = day_writer.pending_hw.get(&lane).copied();
             if committed.max(pending).is_some_and(|hw| offset <= hw) {
                 self.stats.replays_skipped += 1;
                 return Ok(false);
@@ -203,8 +229,8 @@ impl Store {
             .writer
             .add_document(doc)
             .map_err(|e| IndexError::tantivy(partition::day_name(day), e))?;
-        if file_id != 0 {
-            day_writer.pending_hw.insert(file_id, offset);
+        if lane != 0 {
+            day_writer.pending_hw.insert(lane, offset);
         }
         day_writer.pending_docs += 1;
         self.staged_docs += 1;
@@ -447,4 +473,68 @@ fn read_payload(index: &Index, day: &str) -> Result<HashMap<u64, u64>, IndexErro
         hw.insert(file, offset);
     }
     Ok(hw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>() {}
+    fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
+
+    #[test]
+    fn store_moves_to_a_thread_and_searcher_is_shared() {
+        assert_send::<Store>();
+        assert_send_sync_clone::<Searcher>();
+    }
+
+    #[test]
+    fn corrupt_payload_is_reported() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let schema = LogSchema::new();
+        let day = NaiveDate::from_ymd_opt(2026, 12, 1).ok_or("date")?;
+        let root = partition::root(dir.path());
+        let index = partition::open_or_create(&root, day, &schema)?;
+        let mut writer: IndexWriter<TantivyDocument> =
+            index.writer_with_num_threads(1, 15_000_000)?;
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload("{\"v\":1,\"high_water\":{\"not-a-number\":3}}");
+        prepared.commit()?;
+        match read_payload(&index, "2026-12-01") {
+            Err(IndexError::CorruptPayload { .. }) => Ok(()),
+            other => Err(format!("expected CorruptPayload, got {other:?}").into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod lane_tests {
+    use super::*;
+
+    fn event(offset: u64, stream: schemas::Stream) -> LogEvent {
+        let mut ev = LogEvent::new(Utc::now(), format!("at {offset}"));
+        ev.sluice.source.file_id = 42;
+        ev.sluice.source.offset = offset;
+        ev.stream = Some(stream);
+        ev.event.id = schemas::event_id(42, offset);
+        ev
+    }
+
+    /// Regression: a stderr traceback that started before stdout lines emitted ahead of it
+    /// (multi-line joining holds it back) was skipped as a replay.
+    #[test]
+    fn stderr_record_behind_stdout_records_of_the_same_file_is_not_a_replay()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let mut store = Store::open(&IndexConfig::with_data_dir(dir.path()))?;
+        assert!(store.add(&event(100, schemas::Stream::Stdout))?);
+        assert!(store.add(&event(50, schemas::Stream::Stderr))?);
+        store.commit()?;
+        drop(store);
+        let mut store = Store::open(&IndexConfig::with_data_dir(dir.path()))?;
+        assert!(!store.add(&event(50, schemas::Stream::Stderr))?, "replay");
+        assert!(!store.add(&event(100, schemas::Stream::Stdout))?, "replay");
+        assert!(store.add(&event(120, schemas::Stream::Stderr))?);
+        Ok(())
+    }
 }
