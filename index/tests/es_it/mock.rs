@@ -685,8 +685,14 @@ async fn bulk(
 mod tests {
     #[test]
     fn wildcard_patterns() {
-        assert!(super::pattern_matches("logs-sluice-*", "logs-sluice-default"));
-        assert!(!super::pattern_matches("logs-sluice-*", "logs-other-default"));
+        assert!(super::pattern_matches(
+            "logs-sluice-*",
+            "logs-sluice-default"
+        ));
+        assert!(!super::pattern_matches(
+            "logs-sluice-*",
+            "logs-other-default"
+        ));
         assert!(super::pattern_matches("logs-*-*", "logs-sluice-x"));
         assert!(super::pattern_matches("exact", "exact"));
     }

@@ -201,8 +201,8 @@ async fn an_outage_of_30s_loses_nothing_duplicates_nothing_and_bounds_memory() -
     let mut all = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
     for file in 20..24u64 {
-        // Each producer writes 20 calls of 250 events, one after another, as an indexer does.
-        let batch = events(file, 5_000);
+        // Each producer writes 10 calls of 250 events, one after another, as an indexer does.
+        let batch = events(file, 2_500);
         all.extend(batch.iter().cloned());
         let writer = writer.clone();
         tasks.spawn(async move {
@@ -249,9 +249,17 @@ async fn an_outage_of_30s_loses_nothing_duplicates_nothing_and_bounds_memory() -
         "in-flight bytes {} exceed concurrency x batch",
         m.in_flight_bytes_max
     );
-    // Requests cut mid-flight may have been stored before the cut: their retry is a 409,
-    // so every event was created exactly once.
-    assert_eq!(m.docs_created, all.len() as u64);
+    // A request cut after ES stored it but before its answer arrived is retried and answered
+    // 409: those events count as duplicates. Each event ends settled exactly once, and the
+    // store below holds each id once.
+    assert_eq!(m.docs_created + m.docs_duplicate, all.len() as u64);
+    eprintln!(
+        "outage: {} created, {} duplicates after cut requests, {} failed requests, max in flight {} KiB",
+        m.docs_created,
+        m.docs_duplicate,
+        m.bulk_request_failures,
+        m.in_flight_bytes_max >> 10
+    );
     assert_stored_exactly(&es, &ids(&all)).await?;
     es.cleanup().await
 }
