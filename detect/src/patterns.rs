@@ -711,13 +711,8 @@ fn mask_message(message: &str, config: &PatternConfig, out: &mut String) -> bool
             truncated = true;
             break;
         }
-        let token_end = b[i..]
-            .iter()
-            .position(|&c| BYTE_CLASS[c as usize] == 1)
-            .map_or(len, |p| i + p);
         let token_start = out.len();
-        mask_token(&msg[i..token_end], config.mask_paths, out);
-        i = token_end;
+        i = mask_token(msg, i, config.mask_paths, out);
         // A run of variable tokens (`delete blk_1 blk_2 blk_3`) is one variable: lists of
         // any length share a template.
         let wildcard = &out[token_start..] == WILDCARD;
@@ -731,37 +726,59 @@ fn mask_message(message: &str, config: &PatternConfig, out: &mut String) -> bool
     truncated
 }
 
-/// Mask one whitespace-free token into `out`.
-fn mask_token(token: &str, mask_paths: bool, out: &mut String) {
-    let b = token.as_bytes();
-    if is_hex_colon_address(b) {
-        out.push_str(WILDCARD);
-        return;
+/// Mask the token starting at byte `start` of `msg` into `out`, in one pass; returns where
+/// the token ends (the next whitespace byte or the end).
+fn mask_token(msg: &str, start: usize, mask_paths: bool, out: &mut String) -> usize {
+    let b = msg.as_bytes();
+    let token_start = out.len();
+    let mut seg_start = start;
+    let mut seg_digit = false;
+    let mut seg_dot = false;
+    let mut has_colon = false;
+    let mut i = start;
+    while i < b.len() {
+        let c = b[i];
+        match BYTE_CLASS[c as usize] {
+            1 => break,
+            2 => {
+                push_segment(&msg[seg_start..i], seg_digit, seg_dot, mask_paths, out);
+                // Delimiters are ASCII, so `i` and `i + 1` are char boundaries.
+                out.push(c as char);
+                has_colon |= c == b':';
+                seg_start = i + 1;
+                seg_digit = false;
+                seg_dot = false;
+            }
+            _ => {
+                seg_digit |= c.is_ascii_digit();
+                seg_dot |= c == b'.';
+            }
+        }
+        i += 1;
     }
-    if let Some(scheme_end) = url_scheme_end(token) {
-        // `hdfs://10.0.0.1:9000/x` or `[akka.tcp://sys@10.0.0.1:25]`: keep the text up to
-        // the scheme's `://`, mask the rest up to trailing punctuation.
-        let rest = &token[scheme_end..];
-        let body_len = rest
-            .trim_end_matches([']', ')', '\'', '"', ',', '.', ';'])
-            .len();
-        if rest[..body_len].bytes().any(|c| c.is_ascii_digit()) {
-            out.push_str(&token[..scheme_end]);
+    push_segment(&msg[seg_start..i], seg_digit, seg_dot, mask_paths, out);
+    if has_colon {
+        // Rare shapes that span delimiters: redo the token when it is one of them.
+        let token = &msg[start..i];
+        if is_hex_colon_address(token.as_bytes()) {
+            out.truncate(token_start);
             out.push_str(WILDCARD);
-            out.push_str(&rest[body_len..]);
-            return;
+        } else if let Some(scheme_end) = url_scheme_end(token) {
+            // `hdfs://10.0.0.1:9000/x` or `[akka.tcp://sys@10.0.0.1:25]`: keep the text up to
+            // the scheme's `://`, mask the rest up to trailing punctuation.
+            let rest = &token[scheme_end..];
+            let body_len = rest
+                .trim_end_matches([']', ')', '\'', '"', ',', '.', ';'])
+                .len();
+            if rest[..body_len].bytes().any(|c| c.is_ascii_digit()) {
+                out.truncate(token_start);
+                out.push_str(&token[..scheme_end]);
+                out.push_str(WILDCARD);
+                out.push_str(&rest[body_len..]);
+            }
         }
     }
-    let mut seg_start = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if BYTE_CLASS[c as usize] == 2 {
-            push_segment(&token[seg_start..i], mask_paths, out);
-            // Delimiters are ASCII, so `i` and `i + 1` are char boundaries.
-            out.push(c as char);
-            seg_start = i + 1;
-        }
-    }
-    push_segment(&token[seg_start..], mask_paths, out);
+    i
 }
 
 /// The end of `scheme://` in a token (`hdfs://`, `akka.tcp://`), if it holds one.
@@ -777,14 +794,14 @@ fn url_scheme_end(token: &str) -> Option<usize> {
     (start < pos && b[start].is_ascii_alphabetic()).then_some(pos + 3)
 }
 
-fn push_segment(seg: &str, mask_paths: bool, out: &mut String) {
+fn push_segment(seg: &str, has_digit: bool, has_dot: bool, mask_paths: bool, out: &mut String) {
     if seg.is_empty() {
         return;
     }
-    if is_variable_segment(seg, mask_paths) {
+    if is_variable_segment(seg, has_digit, has_dot, mask_paths) {
         // `core.2275`, `instruction......0`: a word with a numeric suffix after dots keeps the
         // word; the number is the variable.
-        if let Some(cut) = dotted_numeric_suffix(seg) {
+        if let Some(cut) = has_dot.then(|| dotted_numeric_suffix(seg)).flatten() {
             out.push_str(&seg[..cut]);
         }
         out.push_str(WILDCARD);
@@ -840,18 +857,18 @@ fn is_delimiter(b: u8) -> bool {
     BYTE_CLASS[b as usize] == 2
 }
 
-fn is_variable_segment(seg: &str, mask_paths: bool) -> bool {
+fn is_variable_segment(seg: &str, has_digit: bool, has_dot: bool, mask_paths: bool) -> bool {
     let b = seg.as_bytes();
+    if has_digit {
+        return !is_versioned_word(b);
+    }
     if b == WILDCARD.as_bytes() {
         return false;
-    }
-    if b.iter().any(u8::is_ascii_digit) {
-        return !is_versioned_word(b);
     }
     if mask_paths && b.len() > 1 && b[0] == b'/' && b[1..].contains(&b'/') {
         return true;
     }
-    is_calendar_name(b) || is_domain_name(b)
+    is_calendar_name(b) || (has_dot && is_domain_name(b))
 }
 
 /// English day and month abbreviations (`Sat`, `Jun`): parts of a timestamp printed inside
