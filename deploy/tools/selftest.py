@@ -59,8 +59,8 @@ CASES = [
     (
         "PromQL syntax error",
         "deploy/prometheus/rules.yaml",
-        "increase(sluice_stage_errors_total[10m]) > 0",
-        "increase(sluice_stage_errors_total[10m] > 0",
+        "rate(sluice_processor_dead_letters_total[10m]) > 0",
+        "rate(sluice_processor_dead_letters_total[10m] > 0",
         "PromQL does not parse",
     ),
     (

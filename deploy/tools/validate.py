@@ -564,6 +564,12 @@ def check_render(path, docs, version, rep, metrics, sluice_bin, tmpdir):
                     check_sluice_config(w, cm, rep, where, sluice_bin, tmpdir)
             if "secret" in vol:
                 REQUIRED_SECRETS.add(vol["secret"]["secretName"])
+            claim = vol.get("persistentVolumeClaim", {}).get("claimName")
+            if claim:
+                rep.check(
+                    ("PersistentVolumeClaim", claim) in names,
+                    f"{where}: PersistentVolumeClaim {claim} exists",
+                )
         for c in spec.get("containers", []):
             for env in c.get("env", []):
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
