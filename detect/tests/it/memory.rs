@@ -26,6 +26,8 @@ fn memory_per_key_stays_small() -> anyhow::Result<()> {
     let bytes = d.state_bytes();
     let per_key = bytes as u64 / keys.max(1);
     eprintln!("{keys} keys, {bytes} bytes of state, {per_key} bytes per key");
+    let snapshot = serde_json::to_vec(&d.snapshot())?;
+    eprintln!("snapshot: {} bytes of JSON", snapshot.len());
     for (rule, n, b) in d.state_bytes_by_rule() {
         eprintln!("  {rule}: {n} keys, {} bytes per key", b / n.max(1));
     }
