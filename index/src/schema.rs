@@ -45,6 +45,20 @@ const HIGH_CARDINALITY_KEYWORDS: &[&str] = &[
     fields::K8S_POD_UID,
 ];
 
+/// Fields kept only as fast columns, without an inverted index: nearly every value is unique
+/// (nanosecond times, byte offsets, durations, sizes), so their term dictionaries were the
+/// largest single indexing cost (FST building) while nobody looks up one exact value. Range
+/// queries (`event.duration:[1000000 TO *]`), sorting and aggregations work from the column;
+/// an exact term query on them is refused with a hint to use a range.
+pub const RANGE_ONLY_FIELDS: &[&str] = &[
+    fields::TIMESTAMP,
+    fields::EVENT_INGESTED,
+    fields::EVENT_DURATION,
+    fields::HTTP_RESPONSE_BYTES,
+    fields::SLUICE_SOURCE_OFFSET,
+    fields::SLUICE_SOURCE_END_OFFSET,
+];
+
 /// `sluice.source.*` numbers are u64 in the event; every other `Long` fits i64.
 const U64_FIELDS: &[&str] = &[
     fields::SLUICE_SOURCE_FILE_ID,
@@ -214,10 +228,23 @@ fn text_options() -> TextOptions {
     TextOptions::default().set_indexing_options(indexing)
 }
 
-fn date_options() -> DateOptions {
+fn date_options(name: &str) -> DateOptions {
+    let options = if RANGE_ONLY_FIELDS.contains(&name) {
+        DateOptions::from(FAST)
+    } else {
+        DateOptions::from(INDEXED | FAST)
+    };
     // Nanoseconds: events of one busy pod often share a millisecond, and the sort key must
     // keep their order exactly as the event carries it.
-    DateOptions::from(INDEXED | FAST).set_precision(DateTimePrecision::Nanoseconds)
+    options.set_precision(DateTimePrecision::Nanoseconds)
+}
+
+fn numeric_options(name: &str) -> NumericOptions {
+    if RANGE_ONLY_FIELDS.contains(&name) {
+        NumericOptions::from(FAST)
+    } else {
+        NumericOptions::from(INDEXED | FAST)
+    }
 }
 
 impl LogSchema {
@@ -229,17 +256,15 @@ impl LogSchema {
         let mut event_id = None;
         for def in fields::FIELDS {
             let field = match def.kind {
-                FieldKind::Date => builder.add_date_field(def.name, date_options()),
+                FieldKind::Date => builder.add_date_field(def.name, date_options(def.name)),
                 FieldKind::Text => builder.add_text_field(def.name, text_options()),
                 FieldKind::Keyword | FieldKind::Ip => {
                     builder.add_text_field(def.name, keyword_options(def.name))
                 }
                 FieldKind::Long if U64_FIELDS.contains(&def.name) => {
-                    builder.add_u64_field(def.name, NumericOptions::from(INDEXED | FAST))
+                    builder.add_u64_field(def.name, numeric_options(def.name))
                 }
-                FieldKind::Long => {
-                    builder.add_i64_field(def.name, NumericOptions::from(INDEXED | FAST))
-                }
+                FieldKind::Long => builder.add_i64_field(def.name, numeric_options(def.name)),
                 FieldKind::Flattened => {
                     let indexing = TextFieldIndexing::default()
                         .set_tokenizer("raw")

@@ -262,6 +262,12 @@ impl Searcher {
                     .parser
                     .parse_query(&format!("* {text}"))
                     .map_err(|e| IndexError::BadRequest(format!("invalid query {text:?}: {e}")))?,
+                Err(QueryParserError::FieldNotIndexed(field)) => {
+                    return Err(IndexError::BadRequest(format!(
+                        "invalid query {text:?}: field {field} can only be searched by range, \
+                         e.g. {field}:[100 TO 200]"
+                    )));
+                }
                 Err(e) => {
                     return Err(IndexError::BadRequest(format!(
                         "invalid query {text:?}: {e}"

@@ -59,6 +59,8 @@ fn field_queries_match_the_known_data_set() -> TestResult {
             expect(&|e| e.sluice.pattern.id.as_deref() == Some("p3")),
         ),
         ("event.duration:[1000000 TO 10000000]", 10),
+        ("event.duration:[90000000 TO *]", 7),
+        ("http.response.status_code:503", 16),
         ("app.user:alice", expect(&|e| e.app["user"] == "alice")),
         ("app.attempt:2", expect(&|e| e.app["attempt"] == 2)),
         ("kubernetes.labels.team:payments", (N / 2) as u64),
@@ -199,6 +201,10 @@ fn bad_requests_are_reported_not_panicked() -> TestResult {
         },
         SearchRequest {
             query: "no.such.field:x".into(),
+            ..SearchRequest::default()
+        },
+        SearchRequest {
+            query: "event.duration:5000000".into(),
             ..SearchRequest::default()
         },
         SearchRequest {
