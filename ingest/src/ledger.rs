@@ -31,7 +31,21 @@ struct FileLedger {
 }
 
 impl FileLedger {
+    /// Position of `offset` (`Err`: where it would be inserted). Looks at the last few
+    /// entries first: a record completing late is usually only a few records behind.
     fn find(&self, offset: u64) -> Result<usize, usize> {
+        /// How far back to scan before falling back to a binary search.
+        const NEAR_BACK: usize = 8;
+        let len = self.records.len();
+        for i in (len.saturating_sub(NEAR_BACK)..len).rev() {
+            let o = self.records[i].offset;
+            if o == offset {
+                return Ok(i);
+            }
+            if o < offset {
+                return Err(i + 1);
+            }
+        }
         self.records.binary_search_by_key(&offset, |e| e.offset)
     }
 }

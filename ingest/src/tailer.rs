@@ -153,6 +153,7 @@ impl Tailer {
             seq: 0,
             scratch: Vec::new(),
             root_error_logged: false,
+            scan_pending: false,
         };
         let graceful_w = Arc::clone(&graceful);
         let thread = std::thread::Builder::new()
@@ -325,6 +326,9 @@ struct Worker {
     seq: u64,
     scratch: Vec<Assembled>,
     root_error_logged: bool,
+    /// A file was dropped without being finished (truncated, replaced, unreadable): its copy
+    /// or new content must be discovered before the tailer can call itself idle.
+    scan_pending: bool,
 }
 
 fn unix_secs() -> u64 {
@@ -380,7 +384,7 @@ impl Worker {
                 break;
             }
             let now = Instant::now();
-            if now >= self.next_scan {
+            if now >= self.next_scan || self.scan_pending {
                 self.scan();
                 self.next_scan = Instant::now() + scan_every;
             }
@@ -416,6 +420,7 @@ impl Worker {
     // ---- discovery -------------------------------------------------------------------------
 
     fn scan(&mut self) {
+        self.scan_pending = false;
         let mut cands: Vec<Candidate> = Vec::new();
         if let Some(root) = &self.cfg.pods_dir {
             if let Err(err) = discovery::scan_pods(root, &mut cands) {
@@ -733,7 +738,8 @@ impl Worker {
                 tracing::warn!(path = %t.path.display(), error = %err, "read failed; releasing file");
                 self.emit(id);
                 self.finish(id, false);
-                return (true, true);
+                // Not progress: a file that keeps failing must not make the loop spin.
+                return (false, true);
             }
         };
         IngestStats::add(&self.stats.bytes_read, outcome.bytes);
@@ -786,6 +792,9 @@ impl Worker {
         k.read_pos = Some(pos);
         k.cp.path = path_str;
         k.finished |= finished;
+        if !finished {
+            self.scan_pending = true;
+        }
         IngestStats::add(&self.stats.files_released, 1);
         IngestStats::set(&self.stats.files_watched, self.tracked.len() as u64);
     }
@@ -990,6 +999,7 @@ impl Worker {
 
     fn update_idle(&self) {
         let idle = self.scans > 0
+            && !self.scan_pending
             && self.waiting == 0
             && self.batch.is_empty()
             && !self.dirty

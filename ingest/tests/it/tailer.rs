@@ -434,7 +434,18 @@ fn deleted_pods_are_drained_then_released_without_leaking_descriptors() -> Resul
     run.until_idle(WAIT)?;
     let stats = run.handle()?.stats();
     assert_eq!(IngestStats::get(&stats.files_watched), 20);
-    assert_eq!(fds_under(&env.pods), 20, "one descriptor per live file");
+    // Scans open files and directories for a moment; the steady count is one per live file.
+    let steady = |n: usize| {
+        (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            fds_under(&env.pods) == n
+        })
+    };
+    assert!(
+        steady(20),
+        "one descriptor per live file, got {}",
+        fds_under(&env.pods)
+    );
     // Append a last line and delete the pod right away: it must still be read.
     for (p, c) in pods.iter().enumerate() {
         append(
@@ -448,10 +459,10 @@ fn deleted_pods_are_drained_then_released_without_leaking_descriptors() -> Resul
     assert_eq!(IngestStats::get(&stats.files_released), 20);
     let records = run.shutdown()?;
     assert_eq!(records.len(), 20 * 51);
-    assert_eq!(
-        fds_under(&env.pods),
-        0,
-        "no descriptor of a deleted file is kept"
+    assert!(
+        steady(0),
+        "descriptors of deleted files kept: {}",
+        fds_under(&env.pods)
     );
     Ok(())
 }
