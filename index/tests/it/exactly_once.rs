@@ -272,3 +272,35 @@ fn hard_crash_after_commit_loses_nothing_and_duplicates_nothing() -> TestResult 
     assert_eq!(all_ids(&store)?.len(), N);
     Ok(())
 }
+
+#[test]
+fn failed_multi_day_commit_is_an_honest_error_and_replay_repairs_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let events = dataset(midnight_days_ago(3));
+    let second_day = events[N - 1].timestamp.format("%Y-%m-%d").to_string();
+    let mut store = Store::open(&config(dir.path()))?;
+    add_all(&mut store, &events)?;
+    // The second day's partition disappears under the writer (disk trouble, an operator's rm).
+    let doomed = dir.path().join("index").join(&second_day);
+    std::fs::rename(&doomed, dir.path().join("moved-away"))?;
+    match store.commit() {
+        Err(IndexError::Commit { day, committed, .. }) => {
+            assert_eq!(day, second_day);
+            assert_eq!(committed.len(), 1, "the first day is durable");
+        }
+        other => return Err(format!("expected a commit error, got {other:?}").into()),
+    }
+    assert_eq!(store.staged_docs(), 0);
+    assert_eq!(store.stats().commit_failures, 1);
+    // The caller replays from its last acknowledged position: the first day is skipped.
+    let mut staged = 0;
+    for ev in &events {
+        if store.add(ev)? {
+            staged += 1;
+        }
+    }
+    assert_eq!(staged, N / 2);
+    store.commit()?;
+    assert_eq!(all_ids(&store)?.len(), N);
+    Ok(())
+}
