@@ -250,10 +250,11 @@ impl Deployment {
             }
             anyhow::ensure!(
                 Instant::now() < deadline,
-                "not complete after {COMPLETE_TIMEOUT:?}: {indexed} of {} indexed, {} delivered, {} processed",
+                "not complete after {COMPLETE_TIMEOUT:?}: {indexed} of {} indexed, {} delivered, {} processed; indexers: {:?}",
                 self.expected,
                 self.delivered(),
-                self.processed()
+                self.processed(),
+                self.indexers.iter().map(Indexer::stats).collect::<Vec<_>>()
             );
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -272,6 +273,22 @@ impl Deployment {
             seen += 1;
             ids.insert(event.event.id.clone());
         })?;
+        for p in self.processors.iter().flatten() {
+            eprintln!("processor: {:?}", p.stats());
+        }
+        for i in &self.indexers {
+            eprintln!("indexer: {:?}", i.stats());
+        }
+        let replays: u64 = self
+            .indexers
+            .iter()
+            .map(|i| i.stats().replays_skipped.load(Relaxed))
+            .sum();
+        eprintln!(
+            "{} records generated, {} processed (replays included), {replays} replays dropped by the stores, {count} indexed",
+            self.expected,
+            self.processed()
+        );
         assert_eq!(count, self.expected, "store count vs generated records");
         assert_eq!(seen, count, "events walked vs count");
         assert_eq!(ids.len() as u64, count, "every event.id is unique");
