@@ -70,6 +70,9 @@ const MAX_DISTINCT_PER_BUCKET: usize = 64;
 const SAMPLE_MAX_BYTES: usize = 256;
 /// Fraction of buckets dropped when the key cap is reached and no bucket has drained.
 const EVICT_FRACTION: f64 = 0.1;
+/// Slots of the user-agent/referer verdict cache (16 B each): enough for the distinct agents
+/// of a busy site's minute, small enough to stay in L2.
+const HEADER_CACHE_SLOTS: usize = 4096;
 /// How often (event-time seconds) the watermark sweeps drained buckets away.
 const SWEEP_INTERVAL_SECS: i64 = 60;
 
@@ -360,6 +363,23 @@ pub struct SecurityDetector {
     buckets: BucketMap,
     last_sweep_ms: i64,
     stats: SecurityStats,
+    header_cache: HeaderCache,
+}
+
+/// Verdicts for recently seen user agents and referers: a handful of values make up most
+/// traffic, and one hash replaces two automaton scans. Direct-mapped; a collision of the
+/// 64-bit hash is the only way to get a stale verdict.
+#[derive(Debug)]
+struct HeaderCache {
+    slots: Vec<(u64, AttackSet, bool)>,
+}
+
+impl Default for HeaderCache {
+    fn default() -> Self {
+        HeaderCache {
+            slots: vec![(0, AttackSet::default(), false); HEADER_CACHE_SLOTS],
+        }
+    }
 }
 
 /// What to pour into one bucket.
@@ -393,6 +413,7 @@ impl SecurityDetector {
             buckets: BucketMap::default(),
             last_sweep_ms: i64::MIN,
             stats: SecurityStats::default(),
+            header_cache: HeaderCache::default(),
         })
     }
 
@@ -408,6 +429,14 @@ impl SecurityDetector {
 
     /// What one event shows, without counting it.
     pub fn inspect<'a>(&self, event: &'a LogEvent) -> Inspection<'a> {
+        self.inspect_with(event, None)
+    }
+
+    fn inspect_with<'a>(
+        &self,
+        event: &'a LogEvent,
+        mut cache: Option<&mut HeaderCache>,
+    ) -> Inspection<'a> {
         let mut ins = Inspection {
             client_ip: event.client.ip.as_deref().filter(|s| !s.is_empty()),
             user: event.user.name.as_deref().filter(|s| !s.is_empty()),
@@ -433,11 +462,13 @@ impl SecurityDetector {
             attacks = attacks.union(self.web.attacks(Field::Query, q));
         }
         if let Some(ua) = event.user_agent.original.as_deref() {
-            attacks = attacks.union(self.web.attacks(Field::UserAgent, ua));
-            ins.scanner = self.web.is_scanner(ua);
+            let (found, scanner) = self.header_verdict(Field::UserAgent, ua, cache.as_deref_mut());
+            attacks = attacks.union(found);
+            ins.scanner = scanner;
         }
         if let Some(r) = event.http.request.referrer.as_deref() {
-            attacks = attacks.union(self.web.attacks(Field::Referrer, r));
+            let (found, _) = self.header_verdict(Field::Referrer, r, cache.as_deref_mut());
+            attacks = attacks.union(found);
         }
         ins.attacks = attacks;
         if let Some(p) = path {
@@ -449,6 +480,31 @@ impl SecurityDetector {
         ins
     }
 
+    /// Attacks in a header value, and whether it is a scanner user agent, through the cache of
+    /// recent values when given one.
+    fn header_verdict(
+        &self,
+        field: Field,
+        value: &str,
+        cache: Option<&mut HeaderCache>,
+    ) -> (AttackSet, bool) {
+        let compute = || {
+            let scanner = field == Field::UserAgent && self.web.is_scanner(value);
+            (self.web.attacks(field, value), scanner)
+        };
+        let Some(cache) = cache else {
+            return compute();
+        };
+        let hash = xxhash_rust::xxh3::xxh3_64_with_seed(value.as_bytes(), field as u64);
+        let slot = &mut cache.slots[(hash as usize) % HEADER_CACHE_SLOTS];
+        if slot.0 == hash && slot.0 != 0 {
+            return (slot.1, slot.2);
+        }
+        let (found, scanner) = compute();
+        *slot = (hash, found, scanner);
+        (found, scanner)
+    }
+
     /// Count one event; alerts that fire are pushed to `out`.
     pub fn process(&mut self, event: &LogEvent, out: &mut Vec<Alert>) {
         self.stats.events += 1;
@@ -456,7 +512,13 @@ impl SecurityDetector {
         if !event.sluice.redacted.is_empty() {
             self.secret_leak(event, now_ms, out);
         }
-        let ins = self.inspect(event);
+        // Borrow the cache out (an empty Vec in its place costs no allocation) so that the
+        // matchers can be borrowed alongside it.
+        let mut cache = HeaderCache {
+            slots: std::mem::take(&mut self.header_cache.slots),
+        };
+        let ins = self.inspect_with(event, Some(&mut cache));
+        self.header_cache = cache;
         if let Some(ip) = ins.client_ip
             && self.config.trusted_ips.iter().any(|t| t == ip)
         {

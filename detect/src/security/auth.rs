@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::Regex;
 
 /// Phrases that mark a failed authentication, matched case-insensitively in one pass.
@@ -119,9 +119,12 @@ impl AuthMatcher {
     /// A message when a phrase list does not compile.
     pub fn try_new(extra_phrases: &[String]) -> Result<AuthMatcher, String> {
         let ci = |pats: Vec<String>| -> Result<AhoCorasick, String> {
+            // Only `is_match` is asked, so standard semantics (stop at the first match) and a
+            // full DFA: a few hundred patterns make a DFA of well under a megabyte.
             AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
-                .match_kind(MatchKind::LeftmostFirst)
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::DFA))
                 .build(pats)
                 .map_err(|e| e.to_string())
         };

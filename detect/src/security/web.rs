@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{RegexSet, RegexSetBuilder};
 
 /// Most decoding rounds: attackers double- and triple-encode (`%252e`); four rounds cover what
@@ -489,9 +489,12 @@ impl WebMatcher {
         extra_login_markers: &[String],
     ) -> Result<WebMatcher, String> {
         let ci = |pats: Vec<String>| -> Result<AhoCorasick, String> {
+            // Only `is_match` is asked, so standard semantics (stop at the first match) and a
+            // full DFA: a few hundred patterns make a DFA of well under a megabyte.
             AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
-                .match_kind(MatchKind::LeftmostFirst)
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::DFA))
                 .build(pats)
                 .map_err(|e| e.to_string())
         };
