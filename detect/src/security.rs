@@ -467,7 +467,7 @@ impl SecurityDetector {
             ins.scanner = scanner;
         }
         if let Some(r) = event.http.request.referrer.as_deref() {
-            let (found, _) = self.header_verdict(Field::Referrer, r, cache.as_deref_mut());
+            let (found, _) = self.header_verdict(Field::Referrer, r, cache);
             attacks = attacks.union(found);
         }
         ins.attacks = attacks;
