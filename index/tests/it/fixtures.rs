@@ -69,7 +69,12 @@ pub fn event(start: DateTime<Utc>, i: usize) -> LogEvent {
     ev.kubernetes.pod.name = Some(format!("{}-7d9f-{}", SERVICES[i % 3], i % 2));
     ev.kubernetes.labels.insert(
         "team".into(),
-        if i.is_multiple_of(2) { "payments" } else { "search" }.into(),
+        if i.is_multiple_of(2) {
+            "payments"
+        } else {
+            "search"
+        }
+        .into(),
     );
     ev.app.insert(
         "user".into(),
