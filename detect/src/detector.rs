@@ -223,6 +223,9 @@ impl Detector {
             self.closed_bucket = Some(target);
             return;
         };
+        if c >= target {
+            return; // still inside the open bucket: nothing to close
+        }
         let ctx_url = std::mem::take(&mut self.generator_url);
         while c < target {
             if self.rules.iter().all(|r| r.key_count() == 0) {
