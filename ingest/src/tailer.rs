@@ -256,8 +256,31 @@ struct Known {
     finished: bool,
 }
 
-/// ((restart count, discovery sequence), file id): sorts a group's files oldest first.
-type FileOrder = ((u64, u64), u64);
+/// A file's identity as computed by discovery.
+#[derive(Debug, Clone, Copy)]
+struct Fingerprint {
+    id: u64,
+    /// Bytes of the fingerprint (the first line, capped).
+    len: u64,
+    /// Runtime timestamp of the first line, for read order.
+    first_ns: Option<i64>,
+}
+
+impl Fingerprint {
+    fn of(dir_key: &str, bytes: &[u8]) -> Fingerprint {
+        let line = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        Fingerprint {
+            id: discovery::file_id(dir_key, bytes),
+            len: bytes.len() as u64,
+            first_ns: decode::decode_line(line)
+                .time
+                .and_then(|t| t.timestamp_nanos_opt()),
+        }
+    }
+}
+
+/// (read order, file id): sorts a group's files oldest first.
+type FileOrder = ((u64, i64, u64), u64);
 
 #[derive(Debug)]
 struct Tracked {
@@ -267,11 +290,13 @@ struct Tracked {
     path: PathBuf,
     path_str: String,
     group: PathBuf,
-    /// Read order inside the group: (restart count, discovery sequence). Files found in one
-    /// scan get sequence numbers in name order (rotated before live, oldest first); a file
-    /// found later is newer. The name is not used after discovery: a file's name changes
-    /// under rotation, and one deleted between two scans keeps no name at all.
-    order: (u64, u64),
+    /// Read order inside the group: (restart count, runtime timestamp of the first line in
+    /// Unix nanoseconds, discovery sequence). Content time, not the name: a file's name
+    /// changes under rotation (even between listing a directory and `stat`ing an entry), one
+    /// deleted between two scans keeps no name at all, and an older file may be discovered
+    /// after a younger one. Files without a timestamp (plain text) fall back to discovery
+    /// order.
+    order: (u64, i64, u64),
     retired: bool,
     retired_eofs: u32,
     at_eof: bool,
@@ -306,7 +331,7 @@ struct Worker {
     by_inode: HashMap<(u64, u64), u64>,
     /// (dev, inode) to (mtime, file id, fingerprint length) of files seen but not tracked
     /// (copies, finished files).
-    fp_cache: HashMap<(u64, u64), (i64, u64, u64)>,
+    fp_cache: HashMap<(u64, u64), (i64, Fingerprint)>,
     ledger: SharedLedger,
     stats: Arc<IngestStats>,
     pods: Arc<PodCache>,
@@ -458,15 +483,13 @@ impl Worker {
                 }
                 continue;
             }
-            let (id, fp_len) = match self.fp_cache.get(&(c.dev, c.ino)) {
-                Some(&(mtime, id, fp_len)) if mtime == c.mtime_ns => (id, fp_len),
+            let fp = match self.fp_cache.get(&(c.dev, c.ino)) {
+                Some(&(mtime, fp)) if mtime == c.mtime_ns => fp,
                 _ => match discovery::fingerprint_bytes(&c.path, c.gz, c.role == Role::Rotated) {
-                    Ok(Some(fp)) => {
-                        let id = discovery::file_id(&c.dir_key, &fp);
-                        let fp_len = fp.len() as u64;
-                        self.fp_cache
-                            .insert((c.dev, c.ino), (c.mtime_ns, id, fp_len));
-                        (id, fp_len)
+                    Ok(Some(bytes)) => {
+                        let fp = Fingerprint::of(&c.dir_key, &bytes);
+                        self.fp_cache.insert((c.dev, c.ino), (c.mtime_ns, fp));
+                        fp
                     }
                     Ok(None) => continue,
                     Err(err) => {
@@ -476,6 +499,7 @@ impl Worker {
                     }
                 },
             };
+            let id = fp.id;
             if let Some(k) = self.known.get_mut(&id) {
                 k.cp.seen_unix_secs = now_unix;
                 if k.finished || k.cp.done {
@@ -490,7 +514,7 @@ impl Worker {
                 waiting += 1;
                 continue;
             }
-            self.open(c, id, fp_len, first_scan);
+            self.open(c, fp, first_scan);
         }
         self.waiting = waiting;
         // A tracked file whose content was replaced in place (copytruncate, even before we
@@ -531,7 +555,12 @@ impl Worker {
         IngestStats::set(&self.stats.files_watched, self.tracked.len() as u64);
     }
 
-    fn open(&mut self, c: Candidate, id: u64, fp_len: u64, first_scan: bool) {
+    fn open(&mut self, c: Candidate, fp: Fingerprint, first_scan: bool) {
+        let Fingerprint {
+            id,
+            len: fp_len,
+            first_ns,
+        } = fp;
         let known = self.known.get(&id);
         let mut start = match known {
             Some(k) => k.read_pos.unwrap_or(k.cp.offset),
@@ -612,7 +641,7 @@ impl Worker {
                 path: c.path,
                 path_str,
                 group: c.group,
-                order: (c.order.0, self.seq),
+                order: (c.order.0, first_ns.unwrap_or(i64::MAX), self.seq),
                 retired,
                 retired_eofs: 0,
                 at_eof: false,
