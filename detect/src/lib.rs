@@ -34,12 +34,12 @@
 //!
 //! | what | events/s per core | command |
 //! |---|---|---|
-//! | the 8 default rules | 2.44 M | `cargo bench -p detect --bench rules -- detect_cpu/default_rules` |
-//! | rules + pattern miner + security | 1.28 M | `cargo bench -p detect --bench rules -- detect_cpu/rules_patterns_security` |
+//! | the 8 default rules | 2.6 M | `cargo bench -p detect --bench rules -- detect_cpu/default_rules` |
+//! | rules + pattern miner + security | 1.2 M | `cargo bench -p detect --bench rules -- detect_cpu/rules_patterns_security` |
 //!
 //! Measured in thread CPU time on 100 000 events of 20 services (70 % request lines, 27 % app
 //! lines, 3 % errors), 1 000 events per second of event time. The wall-clock group (`detect/…`)
-//! read 0.82 M and 0.30 M on the same shared 2-core machine under a load average of ~13.
+//! read 0.75 M and 0.39 M on the same shared 2-core machine under a load average of ~18.
 //!
 //! # Memory per tracked key
 //!
