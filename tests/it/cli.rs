@@ -94,13 +94,17 @@ fn generate_run_search_counts_every_record_and_rerun_adds_nothing() -> anyhow::R
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
     assert!(!lines.is_empty());
-    let mut previous: Option<String> = None;
+    let mut previous: Option<chrono::DateTime<chrono::Utc>> = None;
     for line in lines {
         let event: serde_json::Value = serde_json::from_str(line)?;
         assert_eq!(event["log"]["level"], "error");
-        let ts = event["@timestamp"].as_str().unwrap_or_default().to_string();
-        if let Some(prev) = &previous {
-            assert!(ts <= *prev, "results must be newest first");
+        let ts = chrono::DateTime::parse_from_rfc3339(event["@timestamp"].as_str().unwrap_or(""))?
+            .with_timezone(&chrono::Utc);
+        if let Some(prev) = previous {
+            assert!(
+                ts <= prev,
+                "results must be newest first: {ts} after {prev}"
+            );
         }
         previous = Some(ts);
     }
