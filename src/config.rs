@@ -27,6 +27,13 @@ pub enum Role {
     /// Everything in one process: tail → parse → detect → tantivy (embedded mode).
     #[default]
     All,
+    /// Distributed mode, per node: tail → Kafka raw topic (see `[kafka]`).
+    Agent,
+    /// Distributed mode: raw topic → parse → detect → events and alerts topics.
+    Processor,
+    /// Distributed mode: events topic → one tantivy store per events partition under
+    /// `<data_dir>/partitions/<n>/`.
+    Indexer,
 }
 
 /// The whole configuration file.
@@ -54,6 +61,9 @@ pub struct SluiceConfig {
     pub api: ApiConfig,
     /// Where alerts go.
     pub alerting: AlertingConfig,
+    /// Brokers, topics and client settings of the distributed roles (`agent`, `processor`,
+    /// `indexer`); ignored by role `all`.
+    pub kafka: crate::distributed::KafkaConfig,
     /// Which derived paths the file set itself (those are never overridden by `data_dir`).
     #[serde(skip)]
     explicit: ExplicitPaths,
@@ -208,6 +218,9 @@ impl SluiceConfig {
         push("detect", self.detect.validate().map_err(|e| e.to_string()));
         push("index", self.index.validate().map_err(|e| e.to_string()));
         push("alerting", self.alerting.validate());
+        if self.role != Role::All {
+            push("kafka", self.kafka.validate());
+        }
         if self.api.enabled
             && !self.api.listen.ip().is_loopback()
             && self.api.bearer_token_file.is_none()

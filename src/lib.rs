@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod delivery;
+pub mod distributed;
 pub mod generate;
 pub mod pipeline;
 pub mod util;

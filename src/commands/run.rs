@@ -72,6 +72,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let rt = super::runtime()?;
+    if config.role != crate::config::Role::All {
+        // Distributed mode: one Kafka role per process (alerts go to the alerts topic).
+        crate::distributed::run_role(&config, &rt, args.until_idle)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let dispatcher = rt.block_on(async { Dispatcher::start(&config.alerting) })?;
     let options = PipelineOptions {
         drain: args.until_idle,

@@ -61,12 +61,32 @@ impl AgentStats {
         super::render_counters(
             out,
             &[
-                ("sluice_agent_records_produced_total", &self.records_produced, "counter"),
-                ("sluice_agent_records_delivered_total", &self.records_delivered, "counter"),
-                ("sluice_agent_delivery_failures_total", &self.delivery_failures, "counter"),
+                (
+                    "sluice_agent_records_produced_total",
+                    &self.records_produced,
+                    "counter",
+                ),
+                (
+                    "sluice_agent_records_delivered_total",
+                    &self.records_delivered,
+                    "counter",
+                ),
+                (
+                    "sluice_agent_delivery_failures_total",
+                    &self.delivery_failures,
+                    "counter",
+                ),
                 ("sluice_agent_in_flight_records", &self.in_flight, "gauge"),
-                ("sluice_agent_in_flight_records_max", &self.in_flight_max, "gauge"),
-                ("sluice_agent_backpressure_waits_total", &self.backpressure_waits, "counter"),
+                (
+                    "sluice_agent_in_flight_records_max",
+                    &self.in_flight_max,
+                    "gauge",
+                ),
+                (
+                    "sluice_agent_backpressure_waits_total",
+                    &self.backpressure_waits,
+                    "counter",
+                ),
             ],
         );
     }
@@ -296,7 +316,9 @@ impl Worker {
             }
             self.check_failure()?;
             if !waited {
-                self.stats.backpressure_waits.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .backpressure_waits
+                    .fetch_add(1, Ordering::Relaxed);
                 waited = true;
             }
             std::thread::sleep(BACKPRESSURE_WAIT);
@@ -336,7 +358,9 @@ impl Worker {
                         self.stats.in_flight.fetch_sub(1, Ordering::AcqRel);
                         return Ok(());
                     }
-                    self.stats.backpressure_waits.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .backpressure_waits
+                        .fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(BACKPRESSURE_WAIT);
                     message = back;
                 }

@@ -63,14 +63,46 @@ impl IndexerStats {
         super::render_counters(
             out,
             &[
-                ("sluice_indexer_records_in_total", &self.records_in, "counter"),
-                ("sluice_indexer_events_added_total", &self.events_added, "counter"),
-                ("sluice_indexer_replays_skipped_total", &self.replays_skipped, "counter"),
-                ("sluice_indexer_invalid_events_total", &self.invalid_events, "counter"),
-                ("sluice_indexer_store_commits_total", &self.store_commits, "counter"),
-                ("sluice_indexer_stores_opened_total", &self.stores_opened, "counter"),
-                ("sluice_indexer_stores_closed_total", &self.stores_closed, "counter"),
-                ("sluice_indexer_consumer_errors_total", &self.consumer_errors, "counter"),
+                (
+                    "sluice_indexer_records_in_total",
+                    &self.records_in,
+                    "counter",
+                ),
+                (
+                    "sluice_indexer_events_added_total",
+                    &self.events_added,
+                    "counter",
+                ),
+                (
+                    "sluice_indexer_replays_skipped_total",
+                    &self.replays_skipped,
+                    "counter",
+                ),
+                (
+                    "sluice_indexer_invalid_events_total",
+                    &self.invalid_events,
+                    "counter",
+                ),
+                (
+                    "sluice_indexer_store_commits_total",
+                    &self.store_commits,
+                    "counter",
+                ),
+                (
+                    "sluice_indexer_stores_opened_total",
+                    &self.stores_opened,
+                    "counter",
+                ),
+                (
+                    "sluice_indexer_stores_closed_total",
+                    &self.stores_closed,
+                    "counter",
+                ),
+                (
+                    "sluice_indexer_consumer_errors_total",
+                    &self.consumer_errors,
+                    "counter",
+                ),
             ],
         );
     }
@@ -379,8 +411,14 @@ impl Worker {
             .map(serde_json::from_slice::<schemas::LogEvent>)
         {
             Some(Ok(event)) => event,
-            Some(Err(err)) => return Ok(self.invalid(message, &err.to_string())),
-            None => return Ok(self.invalid(message, "empty message")),
+            Some(Err(err)) => {
+                self.invalid(message, &err.to_string());
+                return Ok(());
+            }
+            None => {
+                self.invalid(message, "empty message");
+                return Ok(());
+            }
         };
         match ps.store.add(&event) {
             Ok(true) => self.stats.events_added.fetch_add(1, Ordering::Relaxed),

@@ -163,22 +163,43 @@ impl RoleHandle {
     }
 }
 
-/// Runs `config.role` until Ctrl-C or SIGTERM, or until it fails; then shuts it down.
+/// Runs `config.role` until Ctrl-C or SIGTERM, or until it fails; then shuts it down. With
+/// `until_idle` (agents only) it also stops once every file is read and every record delivered
+/// and checkpointed: a backfill.
 ///
 /// # Errors
-/// The role failed to start or stopped with an error.
-pub fn run_role(config: &SluiceConfig, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+/// The role failed to start or stopped with an error, or `until_idle` was asked of a consumer
+/// role (a consumer never knows that no more input is coming).
+pub fn run_role(
+    config: &SluiceConfig,
+    rt: &tokio::runtime::Runtime,
+    until_idle: bool,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !until_idle || config.role == Role::Agent,
+        "--until-idle applies to roles `all` and `agent` only"
+    );
     let mut role = RoleHandle::start(config)?;
     tracing::info!(role = ?config.role, brokers = %config.kafka.brokers, "distributed role started");
     let waited = rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut health = tokio::time::interval(HEALTH_POLL);
+        // Idle must hold twice in a row, a poll apart, as in the embedded pipeline.
+        let mut seen_idle = false;
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return anyhow::Ok(()),
                 _ = term.recv() => return anyhow::Ok(()),
-                _ = health.tick() => role.check_health()?,
+                _ = health.tick() => {
+                    role.check_health()?;
+                    if until_idle && let RoleHandle::Agent(agent) = &role {
+                        if agent.is_idle() && seen_idle {
+                            return Ok(());
+                        }
+                        seen_idle = agent.is_idle();
+                    }
+                }
             }
         }
     });

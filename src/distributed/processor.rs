@@ -63,16 +63,52 @@ impl ProcessorStats {
         super::render_counters(
             out,
             &[
-                ("sluice_processor_records_in_total", &self.records_in, "counter"),
-                ("sluice_processor_events_out_total", &self.events_out, "counter"),
-                ("sluice_processor_outputs_acked_total", &self.outputs_acked, "counter"),
-                ("sluice_processor_dead_letters_total", &self.dead_letters, "counter"),
-                ("sluice_processor_alerts_out_total", &self.alerts_out, "counter"),
-                ("sluice_processor_delivery_failures_total", &self.delivery_failures, "counter"),
-                ("sluice_processor_consumer_errors_total", &self.consumer_errors, "counter"),
+                (
+                    "sluice_processor_records_in_total",
+                    &self.records_in,
+                    "counter",
+                ),
+                (
+                    "sluice_processor_events_out_total",
+                    &self.events_out,
+                    "counter",
+                ),
+                (
+                    "sluice_processor_outputs_acked_total",
+                    &self.outputs_acked,
+                    "counter",
+                ),
+                (
+                    "sluice_processor_dead_letters_total",
+                    &self.dead_letters,
+                    "counter",
+                ),
+                (
+                    "sluice_processor_alerts_out_total",
+                    &self.alerts_out,
+                    "counter",
+                ),
+                (
+                    "sluice_processor_delivery_failures_total",
+                    &self.delivery_failures,
+                    "counter",
+                ),
+                (
+                    "sluice_processor_consumer_errors_total",
+                    &self.consumer_errors,
+                    "counter",
+                ),
                 ("sluice_processor_commits_total", &self.commits, "counter"),
-                ("sluice_processor_revocations_total", &self.revocations, "counter"),
-                ("sluice_processor_in_flight_max", &self.in_flight_max, "gauge"),
+                (
+                    "sluice_processor_revocations_total",
+                    &self.revocations,
+                    "counter",
+                ),
+                (
+                    "sluice_processor_in_flight_max",
+                    &self.in_flight_max,
+                    "gauge",
+                ),
             ],
         );
     }
@@ -163,11 +199,8 @@ impl ConsumerContext for RebalanceContext {
             let mut tracker = lock(&self.tracker);
             for partition in revoked {
                 if let Some(offset) = tracker.committable(partition) {
-                    let _ = commit.add_partition_offset(
-                        &self.topic,
-                        partition,
-                        Offset::Offset(offset),
-                    );
+                    let _ =
+                        commit.add_partition_offset(&self.topic, partition, Offset::Offset(offset));
                 }
                 tracker.revoke(partition);
             }

@@ -90,7 +90,7 @@ impl DistributedSearcher {
                 .with_context(|| format!("search failed in partition {partition}"))?;
             merged.extend(page.events);
         }
-        merged.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+        merged.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
         merged.truncate(limit);
         Ok(merged)
     }

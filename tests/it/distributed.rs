@@ -95,8 +95,12 @@ impl Broker {
         kafka.groups = self.groups.clone();
         kafka.producer.max_in_flight_records = max_in_flight_records;
         kafka.consumer.commit_interval_ms = 200;
-        // Tests see a killed member's partitions move quickly.
+        // Tests see a killed member's partitions move quickly, and members learn of a
+        // rebalance soon (offset commits fail while one is in progress, which costs replays).
         kafka.consumer.session_timeout_ms = 6_000;
+        kafka
+            .properties
+            .insert("heartbeat.interval.ms".into(), "500".into());
         kafka
     }
 }
@@ -121,12 +125,7 @@ fn create_topics(brokers: &str, layout: &[(&str, i32)]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn role_config(
-    role: Role,
-    kafka: KafkaConfig,
-    pods: Option<&Path>,
-    data: &Path,
-) -> SluiceConfig {
+fn role_config(role: Role, kafka: KafkaConfig, pods: Option<&Path>, data: &Path) -> SluiceConfig {
     let mut config = SluiceConfig::default();
     config.role = role;
     config.data_dir = Some(data.to_path_buf());
@@ -173,14 +172,7 @@ impl Deployment {
         }
         let kafka = broker.kafka(max_in_flight_records);
         let indexers = (0..indexers)
-            .map(|_| {
-                Indexer::start(&role_config(
-                    Role::Indexer,
-                    kafka.clone(),
-                    None,
-                    &index_dir,
-                ))
-            })
+            .map(|_| Indexer::start(&role_config(Role::Indexer, kafka.clone(), None, &index_dir)))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let processors = (0..processors)
             .map(|p| {
@@ -355,7 +347,8 @@ fn a_30s_broker_outage_loses_nothing_and_agent_memory_stays_bounded() -> anyhow:
     };
     let quarter = deployment.expected / 4;
     assert!(
-        support::wait_for(Duration::from_secs(60), || deployment.delivered() >= quarter),
+        support::wait_for(Duration::from_secs(60), || deployment.delivered()
+            >= quarter),
         "agents never delivered a quarter"
     );
     mock.broker_down(-1)?;

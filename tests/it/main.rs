@@ -3,5 +3,7 @@
 mod cli;
 mod crash;
 mod delivery;
+mod distributed;
 mod embedded;
+mod scenarios;
 mod support;
