@@ -208,3 +208,57 @@ pub fn run_role(
     waited?;
     shutdown
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_key_is_pod_uid_and_container_else_the_container_dir() {
+        let mut record = schemas::RawRecord::new(
+            "hello",
+            schemas::SourceRef {
+                path: "/var/log/pods/prod_api-1_u1/api/0.log".into(),
+                file_id: 7,
+                offset: 0,
+                end_offset: 6,
+            },
+        );
+        assert_eq!(record_key(&record), "/var/log/pods/prod_api-1_u1/api");
+        record.kubernetes.pod.uid = Some("u1".into());
+        record.kubernetes.container.name = Some("api".into());
+        assert_eq!(record_key(&record), "u1/api");
+        record.kubernetes = schemas::Kubernetes::default();
+        record.source.path = String::new();
+        assert_eq!(record_key(&record), "7");
+    }
+
+    #[test]
+    fn roles_and_the_kafka_section_parse_and_validate() -> Result<(), String> {
+        let config = SluiceConfig::from_toml_str(
+            "role = \"processor\"\n[kafka]\nbrokers = \"k:9092\"\n[kafka.topics]\nraw = \"r\"\n",
+        )
+        .map_err(|p| p.to_string())?;
+        assert_eq!(config.role, Role::Processor);
+        assert_eq!(config.kafka.brokers, "k:9092");
+        assert_eq!(config.kafka.topics.raw, "r");
+        let bad = SluiceConfig::from_toml_str("role = \"indexer\"\n[kafka]\nbrokers = \"\"\n")
+            .map_err(|p| p.to_string())?;
+        let problems = bad.validate();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path == "kafka" && p.message.contains("brokers")),
+            "{problems:?}"
+        );
+        let embedded =
+            SluiceConfig::from_toml_str("[kafka]\nbrokers = \"\"\n").map_err(|p| p.to_string())?;
+        assert!(
+            embedded.validate().iter().all(|p| p.path != "kafka"),
+            "role all ignores [kafka]"
+        );
+        let unknown = SluiceConfig::from_toml_str("[kafka]\nbroker = \"x\"\n");
+        assert!(unknown.is_err_and(|p| p.path.starts_with("kafka")));
+        Ok(())
+    }
+}

@@ -305,8 +305,68 @@ impl Deployment {
 fn two_agents_three_processors_two_indexers_index_every_record_exactly_once() -> anyhow::Result<()>
 {
     let broker = Broker::start("all")?;
+    // Two raw messages no processor can decode: they go to the dead-letter topic, counted,
+    // and the offsets behind them are committed like any other.
+    produce_bad_raw_messages(&broker)?;
     let deployment = Deployment::start(&broker, 3_000, 3, 2, 5_000)?;
-    deployment.assert_exactly_once_and_stop()
+    let processors: Vec<_> = deployment
+        .processors
+        .iter()
+        .flatten()
+        .map(Processor::stats)
+        .collect();
+    deployment.assert_exactly_once_and_stop()?;
+    let dead: u64 = processors
+        .iter()
+        .map(|p| p.dead_letters.load(Relaxed))
+        .sum();
+    assert!(dead >= 2, "{dead} dead letters counted");
+    let (_, high) = watermarks(&broker, &broker.topics.dead_letter, 0)?;
+    assert!(high >= 2, "{high} messages on the dead-letter topic");
+    Ok(())
+}
+
+/// Produces a non-JSON raw message and one with an unknown wire version.
+fn produce_bad_raw_messages(broker: &Broker) -> anyhow::Result<()> {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.brokers)
+        .create()?;
+    let valid = serde_json::to_vec(&schemas::RawRecord::new(
+        "from the future",
+        schemas::SourceRef::default(),
+    ))?;
+    let future = OwnedHeaders::new().insert(Header {
+        key: sluice::distributed::HEADER_RAW_VERSION,
+        value: Some("999"),
+    });
+    producer
+        .send(
+            BaseRecord::to(&broker.topics.raw)
+                .key("bad")
+                .payload("not json"),
+        )
+        .map_err(|(e, _)| e)?;
+    producer
+        .send(
+            BaseRecord::to(&broker.topics.raw)
+                .key("bad")
+                .payload(&valid)
+                .headers(future),
+        )
+        .map_err(|(e, _)| e)?;
+    producer.flush(Duration::from_secs(10))?;
+    Ok(())
+}
+
+fn watermarks(broker: &Broker, topic: &str, partition: i32) -> anyhow::Result<(i64, i64)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.brokers)
+        .set("group.id", "sluice-test-watermarks")
+        .create()?;
+    Ok(consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?)
 }
 
 #[test]
