@@ -23,6 +23,8 @@ use crate::config::SluiceConfig;
 
 /// How long one consumer poll waits when no message is ready.
 const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How often open partition stores drop expired day partitions (as the embedded pipeline).
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 /// Directory under the data dir that holds the partition stores.
 const PARTITIONS_DIR: &str = "partitions";
 
@@ -55,6 +57,9 @@ pub struct IndexerStats {
     pub stores_closed: AtomicU64,
     /// Consumer errors reported by poll.
     pub consumer_errors: AtomicU64,
+    /// Offset commits the brokers refused (the next commit covers them; a crash first only
+    /// replays more).
+    pub offset_commit_failures: AtomicU64,
 }
 
 impl IndexerStats {
@@ -101,6 +106,11 @@ impl IndexerStats {
                 (
                     "sluice_indexer_consumer_errors_total",
                     &self.consumer_errors,
+                    "counter",
+                ),
+                (
+                    "sluice_indexer_offset_commit_failures_total",
+                    &self.offset_commit_failures,
                     "counter",
                 ),
             ],
@@ -234,6 +244,19 @@ impl ConsumerContext for RebalanceContext {
                 tracing::error!(error = %format!("{err:#}"), "store commit on revocation failed");
                 stores.failure.get_or_insert(format!("{err:#}"));
             }
+        }
+    }
+
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
+        if result.is_err() {
+            lock(&self.stores)
+                .stats
+                .offset_commit_failures
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -376,6 +399,7 @@ impl Worker {
 
     fn consume(&self) -> anyhow::Result<()> {
         let mut last_check = Instant::now();
+        let mut last_retention: Option<Instant> = None;
         loop {
             if self.stop.load(Ordering::SeqCst) || self.crash.load(Ordering::SeqCst) {
                 return Ok(());
@@ -396,6 +420,10 @@ impl Worker {
             if last_check.elapsed() >= POLL_WAIT {
                 self.commit(false)?;
                 last_check = Instant::now();
+            }
+            if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_INTERVAL) {
+                self.enforce_retention()?;
+                last_retention = Some(Instant::now());
             }
         }
     }
@@ -433,6 +461,21 @@ impl Worker {
                 });
             }
         };
+        Ok(())
+    }
+
+    /// Drops expired day partitions of every open partition store.
+    fn enforce_retention(&self) -> anyhow::Result<()> {
+        let mut stores = lock(&self.stores);
+        for (partition, ps) in &mut stores.open {
+            let dropped = ps
+                .store
+                .enforce_retention(chrono::Utc::now())
+                .with_context(|| format!("retention failed in partition {partition}"))?;
+            if !dropped.is_empty() {
+                tracing::info!(partition, days = ?dropped, "retention dropped expired day partitions");
+            }
+        }
         Ok(())
     }
 

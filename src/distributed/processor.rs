@@ -55,6 +55,11 @@ pub struct ProcessorStats {
     pub revocations: AtomicU64,
     /// Highest number of unacknowledged outputs seen (gauge).
     pub in_flight_max: AtomicU64,
+    /// Raw partitions currently assigned (gauge).
+    pub assigned_partitions: AtomicU64,
+    /// Offset commits the brokers refused (e.g. during a rebalance); the next commit covers
+    /// them, a crash first only replays more.
+    pub offset_commit_failures: AtomicU64,
 }
 
 impl ProcessorStats {
@@ -108,6 +113,16 @@ impl ProcessorStats {
                     "sluice_processor_in_flight_max",
                     &self.in_flight_max,
                     "gauge",
+                ),
+                (
+                    "sluice_processor_assigned_partitions",
+                    &self.assigned_partitions,
+                    "gauge",
+                ),
+                (
+                    "sluice_processor_offset_commit_failures_total",
+                    &self.offset_commit_failures,
+                    "counter",
                 ),
             ],
         );
@@ -204,12 +219,27 @@ impl ConsumerContext for RebalanceContext {
                 }
                 tracker.revoke(partition);
             }
+            self.stats
+                .assigned_partitions
+                .store(tracker.partitions().len() as u64, Ordering::Relaxed);
         }
         if commit.count() > 0 {
             self.stats.commits.fetch_add(1, Ordering::Relaxed);
             if let Err(err) = consumer.commit(&commit, CommitMode::Sync) {
                 tracing::warn!(error = %err, "offset commit on revocation failed; the next owner replays more");
             }
+        }
+    }
+
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
+        if result.is_err() {
+            self.stats
+                .offset_commit_failures
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -220,6 +250,9 @@ impl ConsumerContext for RebalanceContext {
                 for e in list.elements_for_topic(&self.topic) {
                     tracker.assign(e.partition());
                 }
+                self.stats
+                    .assigned_partitions
+                    .store(tracker.partitions().len() as u64, Ordering::Relaxed);
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(err) => tracing::error!(error = %err, "rebalance failed"),
