@@ -378,7 +378,7 @@ fn watermarks(broker: &Broker, topic: &str, partition: i32) -> anyhow::Result<(i
 #[test]
 fn killing_a_processor_mid_stream_loses_and_duplicates_nothing() -> anyhow::Result<()> {
     let broker = Broker::start("kill")?;
-    let mut deployment = Deployment::start(&broker, 6_000, 3, 2, 5_000)?;
+    let mut deployment = Deployment::start(&broker, 4_000, 3, 2, 5_000)?;
     let third = deployment.expected / 3;
     assert!(
         support::wait_for(Duration::from_secs(60), || deployment.processed() >= third),
@@ -404,7 +404,7 @@ fn killing_a_processor_mid_stream_loses_and_duplicates_nothing() -> anyhow::Resu
 #[test]
 fn an_agent_crash_and_restart_mid_stream_loses_and_duplicates_nothing() -> anyhow::Result<()> {
     let broker = Broker::start("agentcrash")?;
-    let lines_per_agent = 6_000;
+    let lines_per_agent = 4_000;
     let mut deployment = Deployment::start(&broker, lines_per_agent, 3, 2, 200)?;
     let stats = deployment.agents[0].stats();
     assert!(
