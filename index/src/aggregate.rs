@@ -215,7 +215,7 @@ impl Searcher {
         for (day, searcher) in self.snapshot(req.from, upper)? {
             let collector = DistributedAggregationCollector::from_aggs(aggs.clone(), limits());
             let part = searcher
-                .search(&*query, &collector)
+                .search(query.for_day(day), &collector)
                 .map_err(|e| agg_error(day, e))?;
             match merged.as_mut() {
                 Some(m) => m.merge_fruits(part).map_err(|e| agg_error(day, e))?,

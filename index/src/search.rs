@@ -184,7 +184,7 @@ impl Searcher {
             let want = limit - hits.len();
             let collector = TopDocs::with_limit(want).custom_score(scorer);
             let top = searcher
-                .search(&*query, &collector)
+                .search(query.for_day(day), &collector)
                 .map_err(|e| IndexError::tantivy(partition::day_name(day), e))?;
             for (key, addr) in top {
                 let Some(key) = key else { continue };
@@ -222,7 +222,7 @@ impl Searcher {
         let mut total = 0u64;
         for (day, searcher) in self.snapshot(req.from, upper)? {
             let n = searcher
-                .search(&*query, &Count)
+                .search(query.for_day(day), &Count)
                 .map_err(|e| IndexError::tantivy(partition::day_name(day), e))?;
             total += n as u64;
         }
@@ -248,7 +248,7 @@ impl Searcher {
         text: &str,
         from: Option<DateTime<Utc>>,
         upper: Bound<DateTime<Utc>>,
-    ) -> Result<Box<dyn Query>, IndexError> {
+    ) -> Result<PreparedQuery, IndexError> {
         let text = text.trim();
         let user: Box<dyn Query> = if text.is_empty() || text == "*" {
             Box::new(AllQuery)
@@ -290,19 +290,29 @@ impl Searcher {
             Some(t) => Bound::Included(term(t)?),
             None => Bound::Unbounded,
         };
-        let upper = match upper {
+        let upper_term = match upper {
             Bound::Included(t) => Bound::Included(term(t)?),
             Bound::Excluded(t) => Bound::Excluded(term(t)?),
             Bound::Unbounded => Bound::Unbounded,
         };
-        if matches!((&lower, &upper), (Bound::Unbounded, Bound::Unbounded)) {
-            return Ok(user);
+        if matches!((&lower, &upper_term), (Bound::Unbounded, Bound::Unbounded)) {
+            return Ok(PreparedQuery {
+                ranged: user.box_clone(),
+                user,
+                from: None,
+                upper: Bound::Unbounded,
+            });
         }
-        let range: Box<dyn Query> = Box::new(RangeQuery::new(lower, upper));
-        Ok(Box::new(BooleanQuery::new(vec![
-            (Occur::Must, user),
-            (Occur::Must, range),
-        ])))
+        let range: Box<dyn Query> = Box::new(RangeQuery::new(lower, upper_term));
+        Ok(PreparedQuery {
+            ranged: Box::new(BooleanQuery::new(vec![
+                (Occur::Must, user.box_clone()),
+                (Occur::Must, range),
+            ])),
+            user,
+            from,
+            upper,
+        })
     }
 
     /// tantivy searchers of the partitions that may hold events in `[from, upper)` and are
@@ -401,6 +411,43 @@ impl Searcher {
     /// Days of retention this searcher applies.
     pub fn retention_days(&self) -> u32 {
         self.inner.retention_days
+    }
+}
+
+/// A parsed query with and without its time range.
+pub(crate) struct PreparedQuery {
+    /// The user's query alone.
+    user: Box<dyn Query>,
+    /// The user's query restricted to `[from, upper)`.
+    ranged: Box<dyn Query>,
+    from: Option<DateTime<Utc>>,
+    upper: Bound<DateTime<Utc>>,
+}
+
+impl PreparedQuery {
+    /// The query to run on `day`'s partition: without the range when the range covers the whole
+    /// day, since a time range is a scan of the timestamp column and costs more than most term
+    /// queries it is combined with (24 h searches and histograms are the common case).
+    pub(crate) fn for_day(&self, day: NaiveDate) -> &dyn Query {
+        let start = day.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+        let next = day
+            .succ_opt()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc());
+        let (Some(start), Some(next)) = (start, next) else {
+            return &*self.ranged;
+        };
+        let covers_start = self.from.is_none_or(|from| from <= start);
+        let covers_end = match self.upper {
+            Bound::Unbounded => true,
+            Bound::Excluded(to) => to >= next,
+            Bound::Included(to) => to >= next - chrono::Duration::nanoseconds(1),
+        };
+        if covers_start && covers_end {
+            &*self.user
+        } else {
+            &*self.ranged
+        }
     }
 }
 
