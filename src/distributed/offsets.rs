@@ -58,9 +58,21 @@ impl OffsetTracker {
     /// Records that `offset` of `partition` was consumed and its output produced. Returns the
     /// reference its delivery report must carry, or `None` when the partition is not assigned
     /// (a message polled after its revocation; it must not be processed).
+    ///
+    /// An offset at or below the previous one means the consumer went back (an offset reset
+    /// after a truncated log): the partition starts a new epoch, so acknowledgements of the old
+    /// sequence cannot move the commit position of the new one.
     pub fn consumed(&mut self, partition: i32, offset: i64) -> Option<InputRef> {
+        let went_back = self
+            .partitions
+            .get(&partition)?
+            .pending
+            .back()
+            .is_some_and(|(o, _)| *o >= offset);
+        if went_back {
+            self.assign(partition);
+        }
         let state = self.partitions.get_mut(&partition)?;
-        debug_assert!(state.pending.back().is_none_or(|(o, _)| *o < offset));
         state.pending.push_back((offset, false));
         self.in_flight += 1;
         Some(InputRef {
@@ -153,6 +165,23 @@ mod tests {
         assert!(t.acknowledged(refs[2]));
         assert_eq!(t.take_committable(), vec![(0, 15)]);
         assert_eq!(t.in_flight(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn an_offset_going_back_starts_a_new_epoch() -> Result<(), String> {
+        let mut t = OffsetTracker::default();
+        t.assign(0);
+        let a = t.consumed(0, 10).ok_or("assigned")?;
+        let b = t.consumed(0, 11).ok_or("assigned")?;
+        assert!(t.acknowledged(a));
+        assert_eq!(t.committable(0), Some(11));
+        let c = t.consumed(0, 5).ok_or("assigned")?;
+        assert_eq!(t.in_flight(), 1, "the old sequence is forgotten");
+        assert!(!t.acknowledged(b), "old epoch");
+        assert_eq!(t.committable(0), None);
+        assert!(t.acknowledged(c));
+        assert_eq!(t.committable(0), Some(6));
         Ok(())
     }
 
