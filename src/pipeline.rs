@@ -11,7 +11,7 @@
 //! loses nothing: the tailer replays from its last checkpoint and the store drops the replayed
 //! records it already holds (same `event.id`, same source offset).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -333,7 +333,7 @@ pub fn load_rules_file(path: &std::path::Path) -> anyhow::Result<detect::DetectC
         .with_context(|| format!("invalid rules file {}", path.display()))
 }
 
-fn restore_detector(detector: &mut detect::Detector, path: &PathBuf) -> anyhow::Result<()> {
+fn restore_detector(detector: &mut detect::Detector, path: &Path) -> anyhow::Result<()> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -355,7 +355,7 @@ fn restore_detector(detector: &mut detect::Detector, path: &PathBuf) -> anyhow::
     }
 }
 
-fn persist_detector(detector: &detect::Detector, path: &PathBuf) -> anyhow::Result<()> {
+fn persist_detector(detector: &detect::Detector, path: &Path) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec(&detector.snapshot())?;
     crate::util::write_atomic(path, &bytes)
 }

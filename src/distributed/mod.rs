@@ -36,6 +36,7 @@ mod offsets;
 mod processor;
 mod search;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -181,6 +182,28 @@ pub fn run_role(
     );
     let mut role = RoleHandle::start(config)?;
     tracing::info!(role = ?config.role, brokers = %config.kafka.brokers, "distributed role started");
+    // `/health` and `/metrics` for probes and Prometheus. The role is driven mutably below,
+    // so the metrics text is refreshed on each health tick and served from a snapshot.
+    let metrics_text = Arc::new(std::sync::Mutex::new(String::new()));
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api = (config.api.enabled && !until_idle).then(|| {
+        let text = metrics_text.clone();
+        let router = axum::Router::new()
+            .route(
+                "/health",
+                axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+            )
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let body = text.lock().expect("metrics lock poisoned").clone();
+                    async move { body }
+                }),
+            );
+        rt.spawn(crate::api::serve(config.api.listen, router, async {
+            let _ = api_stopped.await;
+        }))
+    });
     let waited = rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
@@ -193,6 +216,9 @@ pub fn run_role(
                 _ = term.recv() => return anyhow::Ok(()),
                 _ = health.tick() => {
                     role.check_health()?;
+                    let mut text = String::new();
+                    role.render_prometheus(&mut text);
+                    *metrics_text.lock().expect("metrics lock poisoned") = text;
                     if until_idle && let RoleHandle::Agent(agent) = &role {
                         if agent.is_idle() && seen_idle {
                             return Ok(());
@@ -205,6 +231,12 @@ pub fn run_role(
     });
     tracing::info!("shutting down");
     let shutdown = role.shutdown();
+    let _ = stop_api.send(());
+    if let Some(api) = api
+        && let Ok(Err(err)) = rt.block_on(api)
+    {
+        tracing::error!(error = %format!("{err:#}"), "API server failed");
+    }
     waited?;
     shutdown
 }
