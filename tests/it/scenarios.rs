@@ -4,7 +4,6 @@
 //! the ground truth (`incidents.json`) calls for — and nothing from the runbook on steady
 //! traffic.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -64,12 +63,8 @@ struct Raised {
 
 impl Raised {
     fn describe(&self) -> String {
-        let mut labels: BTreeMap<&str, &str> = BTreeMap::new();
-        for (k, v) in &self.alert.labels {
-            if k != "alertname" && k != "severity" {
-                labels.insert(k, v);
-            }
-        }
+        let mut labels = self.alert.labels.clone();
+        labels.retain(|k, _| k != "alertname" && k != "severity");
         format!(
             "{} {:?} {:?} at {} (startsAt {})",
             self.alert.name(),
@@ -79,23 +74,6 @@ impl Raised {
             self.alert.starts_at.format("%H:%M:%S"),
         )
     }
-}
-
-fn generate(
-    out: &Path,
-    incidents: IncidentSelection,
-    span: Duration,
-) -> anyhow::Result<GenerateReport> {
-    sluice::generate::generate(&GenerateConfig {
-        out: out.to_path_buf(),
-        seed: 5,
-        lines: None,
-        rate_per_s: RATE_PER_S,
-        duration: Some(span),
-        incidents,
-        start: Some("2026-11-30T08:00:00Z".parse()?),
-        rotate_bytes: ROTATE_BYTES,
-    })
 }
 
 /// Reads every record under `pods` with the real tailer, acknowledging each batch, until the
@@ -179,7 +157,16 @@ fn scenario(
 fn run_scenario(incidents: IncidentSelection, span: Duration) -> anyhow::Result<Scenario> {
     let dir = tempfile::tempdir()?;
     let pods = dir.path().join("pods");
-    let report = generate(&pods, incidents, span)?;
+    let report = sluice::generate::generate(&GenerateConfig {
+        out: pods.clone(),
+        seed: 5,
+        lines: None,
+        rate_per_s: RATE_PER_S,
+        duration: Some(span),
+        incidents,
+        start: Some("2026-11-30T08:00:00Z".parse()?),
+        rotate_bytes: ROTATE_BYTES,
+    })?;
     let started = Instant::now();
     let records = tail_all(&pods, &dir.path().join("state"))?;
     if records.len() as u64 != report.records {
@@ -270,8 +257,8 @@ fn timeline(raised: &[Raised]) -> String {
 }
 
 /// The first firing `alert` for `incident` raised in `[start, start + budget]`, with the
-/// labels the ground truth expects. Security alerts must name the offender the ground truth
-/// names in `client_ip`; runbook alerts the incident's service.
+/// labels the ground truth expects: the offender's `client_ip` and the `upstream` host where
+/// it names them, otherwise the incident's service.
 fn first_match<'a>(
     raised: &'a [Raised],
     incident: &Incident,
@@ -284,10 +271,9 @@ fn first_match<'a>(
             && r.alert.name() == alert
             && r.at >= incident.start
             && r.at <= latest
-            && incident
-                .labels
-                .get("client_ip")
-                .is_none_or(|ip| r.alert.labels.get("client_ip") == Some(ip))
+            && ["client_ip", "upstream"].iter().all(|k| {
+                (incident.labels.get(*k)).is_none_or(|v| r.alert.labels.get(*k) == Some(v))
+            })
             && (incident.labels.contains_key("client_ip")
                 || r.alert.labels.get("service") == Some(&incident.service))
     })
@@ -373,26 +359,19 @@ fn steady_traffic_with_benign_decoys_raises_no_runbook_or_attack_alert() -> anyh
         .patterns
         .learning_period_secs as i64;
     let mut seen = std::collections::HashSet::new();
-    for r in raised
-        .iter()
+    let bad_patterns: Vec<String> = (raised.iter())
         .filter(|r| r.alert.name() == "NewErrorPattern")
-    {
-        assert!(
-            (r.at - report.start).num_seconds() >= learning_s,
-            "NewErrorPattern during the learning period: {}",
-            r.describe()
-        );
-        let id = r
-            .alert
-            .labels
-            .get("pattern_id")
-            .context("NewErrorPattern names its pattern")?;
-        assert!(
-            seen.insert(id.clone()),
-            "NewErrorPattern twice: {}",
-            r.describe()
-        );
-    }
+        .filter(|r| {
+            (r.at - report.start).num_seconds() < learning_s
+                || !seen.insert(r.alert.labels.get("pattern_id"))
+        })
+        .map(Raised::describe)
+        .collect();
+    assert!(
+        bad_patterns.is_empty(),
+        "NewErrorPattern during learning ({learning_s} s) or twice:\n  {}",
+        bad_patterns.join("\n  ")
+    );
     eprintln!("scenario: steady traffic alerts:\n{}", timeline(raised));
     Ok(())
 }
