@@ -355,7 +355,9 @@ pub fn builtin_rules(runbook_base_url: &str) -> Vec<RuleConfig> {
     error_rate.runbook_url = runbook("higherrorrate");
 
     let mut latency = RuleConfig::new("HighLatency", RuleKind::Quantile);
-    latency.match_expr = "event.duration exists".into();
+    // Requests only: an app line that logs how long some work took (an LLM call's
+    // `latency_ms`) is not a request latency and would inflate the service's p95.
+    latency.match_expr = "event.duration exists && http.response.status_code exists".into();
     latency.quantile = Some(0.95);
     latency.threshold = Some(Threshold::Duration("2s".into()));
     latency.min_samples = Some(20);
@@ -369,7 +371,8 @@ pub fn builtin_rules(runbook_base_url: &str) -> Vec<RuleConfig> {
 
     let mut endpoint = latency.clone();
     endpoint.name = "HighEndpointLatency".into();
-    endpoint.match_expr = "event.duration exists && url.path exists".into();
+    endpoint.match_expr =
+        "event.duration exists && http.response.status_code exists && url.path exists".into();
     endpoint.group_by = vec!["service.name".into(), "route".into()];
     endpoint.summary = Some("{{service}} {{route}}: p95 latency {{value}}".into());
     endpoint.description = Some(
