@@ -47,6 +47,21 @@ pub enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Elasticsearch administration.
+    #[command(subcommand)]
+    Es(EsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EsCommand {
+    /// Create (idempotently) the ILM policy (hot, rollover at 1 day or 50 GB, delete at
+    /// `retention_days`), the component and index templates generated from the event schema,
+    /// and the `logs-sluice-<namespace>` data stream, from the `[elasticsearch]` section.
+    Setup {
+        /// Configuration file with an `[elasticsearch]` section (urls, auth, namespace, ...).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +214,7 @@ pub fn main() -> ExitCode {
         Command::Patterns(args) => commands::patterns::run(&args),
         Command::Config(ConfigCommand::Check { file }) => commands::config::check(&file),
         Command::Config(ConfigCommand::Default) => commands::config::print_default(),
+        Command::Es(EsCommand::Setup { config }) => commands::es::setup(&config),
     };
     match result {
         Ok(code) => code,

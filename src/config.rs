@@ -61,6 +61,8 @@ pub struct SluiceConfig {
     pub api: ApiConfig,
     /// Where alerts go.
     pub alerting: AlertingConfig,
+    /// Elasticsearch: what `sluice es setup` creates (ILM policy, templates, data stream).
+    pub elasticsearch: index::elasticsearch::EsConfig,
     /// Brokers, topics and client settings of the distributed roles (`agent`, `processor`,
     /// `indexer`); ignored by role `all`.
     pub kafka: crate::distributed::KafkaConfig,

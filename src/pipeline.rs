@@ -43,6 +43,7 @@ pub struct PipelineMetrics {
     pub commits: AtomicU64,
     pub alerts_raised: AtomicU64,
     pub stage_errors: AtomicU64,
+    pub invalid_events: AtomicU64,
     /// Prometheus text of the parse and detect stages, refreshed by their thread about once a
     /// second (their counters live on that thread, not in shared atomics).
     pub stage_text: Mutex<String>,
@@ -73,6 +74,11 @@ impl PipelineMetrics {
                 "sluice_alerts_raised_total",
                 &self.alerts_raised,
                 "alert transitions raised by detectors",
+            ),
+            (
+                "sluice_index_rejected_events_total",
+                &self.invalid_events,
+                "events the index could not hold (e.g. timestamp out of range), acknowledged",
             ),
             (
                 "sluice_stage_errors_total",
@@ -506,10 +512,21 @@ impl IndexStage {
             let disconnected = match self.rx.recv_timeout(IDLE_TICK) {
                 Ok(batch) => {
                     for event in &batch.events {
-                        if self.store.add(event)? {
-                            added += 1;
-                        } else {
-                            self.metrics.replays_skipped.fetch_add(1, Ordering::Relaxed);
+                        match self.store.add(event) {
+                            Ok(true) => added += 1,
+                            Ok(false) => {
+                                self.metrics.replays_skipped.fetch_add(1, Ordering::Relaxed);
+                            }
+                            // An event the store cannot hold (a timestamp outside tantivy's
+                            // range) must not stop the pipeline: count it, keep it visible in
+                            // the log, and acknowledge it so the file moves on.
+                            Err(err @ index::IndexError::InvalidEvent { .. }) => {
+                                let n = self.metrics.invalid_events.fetch_add(1, Ordering::Relaxed);
+                                if n.is_power_of_two() || n == 0 {
+                                    tracing::warn!(error = %err, rejected_so_far = n + 1, "event rejected by the index");
+                                }
+                            }
+                            Err(err) => return Err(err.into()),
                         }
                         pending.push(event.sluice.source.clone());
                     }

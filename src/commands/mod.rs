@@ -4,6 +4,7 @@
 pub mod config;
 pub mod demo;
 pub mod detect;
+pub mod es;
 pub mod generate;
 pub mod parse;
 pub mod patterns;

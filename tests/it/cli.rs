@@ -34,6 +34,7 @@ fn every_subcommand_has_help() -> anyhow::Result<()> {
         vec!["detect", "--help"],
         vec!["patterns", "--help"],
         vec!["config", "check", "--help"],
+        vec!["es", "setup", "--help"],
     ] {
         let out = sluice(&cmd)?;
         assert!(out.status.success(), "{cmd:?}: {}", stderr(&out));
