@@ -55,10 +55,10 @@ fn resolve<'a>(node: &'a serde_json::Value, defs: &'a serde_json::Value) -> &'a 
         let name = r.trim_start_matches("#/$defs/");
         return defs.get(name).expect("dangling $ref");
     }
-    if let Some(all) = node.get("allOf").and_then(|a| a.as_array()) {
-        if let Some(first) = all.first() {
-            return resolve(first, defs);
-        }
+    if let Some(all) = node.get("allOf").and_then(|a| a.as_array())
+        && let Some(first) = all.first()
+    {
+        return resolve(first, defs);
     }
     node
 }
