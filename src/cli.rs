@@ -21,8 +21,14 @@ use crate::commands;
 )]
 pub struct Cli {
     /// Log filter for Sluice's own diagnostics (tracing's EnvFilter syntax), e.g. `info`,
-    /// `sluice=debug`. Also read from SLUICE_LOG. The default keeps tantivy's per-commit chatter out.
-    #[arg(long, global = true, env = "SLUICE_LOG", default_value = "info,tantivy=warn")]
+    /// `sluice=debug`. Also read from SLUICE_LOG. The default keeps tantivy's per-commit
+    /// chatter out.
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_LOG",
+        default_value = "info,tantivy=warn"
+    )]
     pub log: String,
     #[command(subcommand)]
     pub command: Command,
