@@ -574,9 +574,12 @@ fn redact_cards(s: &str, kinds: &mut Kinds) -> Option<String> {
         }
         let end = i;
         // Skip the rest of a token that continued past the digits (`4111…abc`).
-        let next_ok = b
-            .get(end)
-            .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'));
+        // A decimal number's integer part (`2633165881125.5596`, an epoch in ms) is not a
+        // card; redacting it would also break the JSON it sits in.
+        let decimal = b.get(end) == Some(&b'.') && b.get(end + 1).is_some_and(u8::is_ascii_digit);
+        let next_ok = !decimal
+            && b.get(end)
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'));
         if !ok || !prev_ok || !next_ok || !CARD_DIGITS.contains(&digits) {
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'-') {
                 i += 1;
@@ -767,6 +770,16 @@ mod tests {
             let (got, kinds) = redact(input);
             assert_eq!(got, input, "{input} -> {kinds:?}");
         }
+    }
+
+    /// Regression (found by the structured round-trip proptest): a float epoch whose integer
+    /// part passes Luhn was redacted, turning valid JSON into plain text.
+    #[test]
+    fn decimal_number_is_not_a_card() {
+        let line = r#"{"time": 2633165881125.5596}"#;
+        assert!(luhn(b"2633165881125"));
+        let (got, kinds) = redact(line);
+        assert_eq!(got, line, "{kinds:?}");
     }
 
     #[test]
