@@ -217,6 +217,8 @@ impl EmbeddedPipeline {
 
     /// True when every file is read to EOF and everything read is indexed and checkpointed.
     pub fn is_idle(&self) -> bool {
+        // In-flight is read before and after the tailer: a batch handed over while the
+        // tailer was being asked shows up in the second read.
         self.in_flight.load(Ordering::SeqCst) == 0
             && self.tailer.as_ref().is_some_and(|t| t.is_idle())
             && self.in_flight.load(Ordering::SeqCst) == 0
