@@ -12,23 +12,13 @@
 
 use std::path::Path;
 
+mod common;
+
+use common::{Rng, report_cpu_throughput};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use detect::patterns::{PatternConfig, PatternMiner};
 
 const LINES: usize = 100_000;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn app_lines() -> Vec<String> {
     let mut r = Rng(0xA11C_E5ED_0000_0001);
@@ -237,32 +227,6 @@ fn bench_lines(c: &mut Criterion, name: &str, lines: &[String]) {
         )
     });
     group.finish();
-}
-
-/// CPU time this thread has used, from `/proc/thread-self/schedstat` (Linux). The machine
-/// the benches run on is shared, so wall-clock throughput understates what one core does;
-/// the CPU-time figure printed beside criterion's is the one to compare with the targets.
-fn thread_cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
-}
-
-/// Run `f` (which handles `items` items) `rounds` times and print items per CPU second.
-fn report_cpu_throughput(label: &str, items: usize, rounds: usize, mut f: impl FnMut()) {
-    let Some(start) = thread_cpu_ns() else {
-        eprintln!("{label}: no /proc/thread-self/schedstat, CPU-time throughput not measured");
-        return;
-    };
-    for _ in 0..rounds {
-        f();
-    }
-    let Some(end) = thread_cpu_ns() else { return };
-    let secs = (end - start) as f64 / 1e9;
-    eprintln!(
-        "{label}: {:.2} M items per CPU-second ({} items x {rounds} rounds in {secs:.3} s CPU)",
-        (items * rounds) as f64 / secs / 1e6,
-        items
-    );
 }
 
 fn bench(c: &mut Criterion) {

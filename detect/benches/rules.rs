@@ -6,6 +6,9 @@
 //! in wall-clock time, and `detect_cpu/…` in the bench thread's CPU time (Linux
 //! `/proc/thread-self/schedstat`), which stays meaningful on a shared, loaded machine.
 
+mod common;
+
+use common::Rng;
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use detect::{DetectConfig, Detector};
@@ -16,19 +19,6 @@ const EVENTS: usize = 100_000;
 /// Events per second of event time across the cluster.
 const EVENTS_PER_SEC: usize = 1_000;
 const SERVICES: usize = 20;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn events() -> Vec<LogEvent> {
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
@@ -100,10 +90,7 @@ fn events() -> Vec<LogEvent> {
 /// CPU time of the calling thread in nanoseconds (0 where schedstat is unavailable, which makes
 /// the CPU-time group report nonsense rather than fail: use the wall-clock group there).
 fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    common::thread_cpu_ns().unwrap_or(0)
 }
 
 /// A criterion measurement of thread CPU time.
