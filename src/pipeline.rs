@@ -97,6 +97,25 @@ impl PipelineMetrics {
     }
 }
 
+/// Read access to a running pipeline's counters, for `/metrics`; see
+/// [`EmbeddedPipeline::observer`].
+#[derive(Debug)]
+pub struct PipelineObserver {
+    ingest: Arc<ingest::IngestStats>,
+    metrics: Arc<PipelineMetrics>,
+    delivery: Option<Arc<crate::delivery::DeliveryStats>>,
+}
+
+impl crate::api::Observe for PipelineObserver {
+    fn render_prometheus(&self, out: &mut String) {
+        self.ingest.render_prometheus(out);
+        self.metrics.render_prometheus(out);
+        if let Some(delivery) = &self.delivery {
+            delivery.render_prometheus(out);
+        }
+    }
+}
+
 /// How the pipeline should behave.
 #[derive(Debug, Clone, Default)]
 pub struct PipelineOptions {
@@ -277,10 +296,17 @@ impl EmbeddedPipeline {
         self.ingest_stats.clone()
     }
 
-    /// Prometheus text for every stage.
-    pub fn render_prometheus(&self, out: &mut String) {
-        self.ingest_stats.render_prometheus(out);
-        self.metrics.render_prometheus(out);
+    /// What the API's `/metrics` shows for this pipeline: every stage's counters, plus alert
+    /// delivery's when alerts go through a [`crate::delivery::Dispatcher`].
+    pub fn observer(
+        &self,
+        delivery: Option<Arc<crate::delivery::DeliveryStats>>,
+    ) -> Arc<PipelineObserver> {
+        Arc::new(PipelineObserver {
+            ingest: self.ingest_stats.clone(),
+            metrics: self.metrics.clone(),
+            delivery,
+        })
     }
 
     /// Stops reading, drains what was read through parse and index, commits, persists the

@@ -13,18 +13,6 @@ use crate::config::SluiceConfig;
 use crate::generate::{GenerateConfig, IncidentSelection};
 use crate::pipeline::{EmbeddedPipeline, PipelineOptions};
 
-struct Observed {
-    pipeline_metrics: Arc<crate::pipeline::PipelineMetrics>,
-    ingest: Arc<ingest::IngestStats>,
-}
-
-impl crate::api::Observe for Observed {
-    fn render_prometheus(&self, out: &mut String) {
-        self.ingest.render_prometheus(out);
-        self.pipeline_metrics.render_prometheus(out);
-    }
-}
-
 /// Runs the demo until Ctrl-C or `--duration`.
 ///
 /// # Errors
@@ -85,10 +73,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             alerts: Some(alert_tx),
         },
     )?;
-    let observed = Arc::new(Observed {
-        pipeline_metrics: pipeline.metrics(),
-        ingest: pipeline.ingest_stats(),
-    });
+    let observed = pipeline.observer(None);
     let router = crate::api::router(observed, pipeline.searcher(), None);
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api = rt.spawn(crate::api::serve(args.listen, router, async {

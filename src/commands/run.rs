@@ -1,7 +1,6 @@
 //! `sluice run`: the embedded pipeline, live or as a backfill (`--until-idle`).
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::RunArgs;
@@ -48,20 +47,6 @@ pub fn load_config(args: &RunArgs) -> Result<SluiceConfig, ExitCode> {
     Ok(config)
 }
 
-struct Observed {
-    pipeline_metrics: Arc<crate::pipeline::PipelineMetrics>,
-    ingest: Arc<ingest::IngestStats>,
-    delivery: Arc<crate::delivery::DeliveryStats>,
-}
-
-impl crate::api::Observe for Observed {
-    fn render_prometheus(&self, out: &mut String) {
-        self.ingest.render_prometheus(out);
-        self.pipeline_metrics.render_prometheus(out);
-        self.delivery.render_prometheus(out);
-    }
-}
-
 /// Runs the embedded pipeline.
 ///
 /// # Errors
@@ -86,11 +71,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let serve_api = config.api.enabled && (!args.until_idle || args.listen.is_some());
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api_task = if serve_api {
-        let observed = Arc::new(Observed {
-            pipeline_metrics: pipeline.metrics(),
-            ingest: pipeline.ingest_stats(),
-            delivery: dispatcher.stats(),
-        });
+        let observed = pipeline.observer(Some(dispatcher.stats()));
         let router = crate::api::router(observed, pipeline.searcher(), config.api.bearer_token()?);
         let listen = config.api.listen;
         tracing::info!(%listen, "serving the API");
