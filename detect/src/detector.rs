@@ -10,6 +10,36 @@ use crate::rule::{Ctx, KeySlot, Rule, RuleState};
 use crate::security::{SecurityConfig, SecurityDetector, SecuritySnapshot};
 use crate::{DetectConfig, DetectError, DetectStats, WindowPartial};
 
+/// One closed bucket of one rule and key: what a detector in partial-export mode
+/// ([`Detector::exporting_partials`]) hands over instead of evaluating, and what the owner of
+/// the key merges with [`Detector::merge_partial`]. Partials of the same (rule, labels, bucket)
+/// computed over disjoint events merge into exactly what one detector would have counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BucketPartial {
+    /// Rule name.
+    pub rule: String,
+    /// The rule's definition hash: partials of a differently configured rule are refused.
+    pub definition: String,
+    /// Group-by values, in the rule's `group_by` order.
+    pub labels: Vec<String>,
+    /// Bucket index (Unix seconds / `bucket_secs`).
+    pub bucket: i64,
+    pub partial: WindowPartial,
+}
+
+/// What [`Detector::merge_partial`] did with a partial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// Counted into its bucket.
+    Merged,
+    /// Its bucket was already evaluated: not counted.
+    Late,
+    /// No active rule has that name and definition (a config mismatch between replicas).
+    UnknownRule,
+    /// The rule's key table is full of active keys, or two keys hashed alike: not counted.
+    Rejected,
+}
+
 /// Version of the [`DetectorState`] layout; `restore` refuses other versions.
 pub const DETECTOR_STATE_VERSION: u32 = 1;
 
@@ -55,6 +85,11 @@ pub struct Detector {
     security: Option<(SecurityConfig, SecurityDetector)>,
     /// Pattern miner with the config it was built from.
     patterns: Option<(PatternConfig, PatternMiner)>,
+    /// Partial-export mode: closed buckets land here instead of being evaluated.
+    export: Option<Vec<BucketPartial>>,
+    /// The bucket the last processed event was counted in by the rules (None: late, future,
+    /// or no event yet).
+    last_event_bucket: Option<i64>,
 }
 
 fn build_security(
@@ -123,6 +158,8 @@ impl Detector {
             facts_buffer: String::with_capacity(128),
             security,
             patterns,
+            export: None,
+            last_event_bucket: None,
         };
         d.assign_key_slots();
         d.refresh_rule_stats();
@@ -151,6 +188,7 @@ impl Detector {
             .wall_clock_secs
             .is_some_and(|now| t > now + self.max_future_secs)
         {
+            self.last_event_bucket = None;
             self.stats.future_events += 1;
             return;
         }
@@ -158,9 +196,11 @@ impl Detector {
         if self.closed_bucket.is_none() {
             self.closed_bucket = Some(self.bucket_of_watermark(t - self.lateness_secs));
         }
+        self.last_event_bucket = None;
         if self.closed_bucket.is_some_and(|c| b <= c) {
             self.stats.late_events += 1;
         } else {
+            self.last_event_bucket = Some(b);
             let facts = Facts::with_buffer(event, std::mem::take(&mut self.facts_buffer));
             for slot in &mut self.key_slots {
                 slot.reset();
@@ -237,8 +277,17 @@ impl Detector {
             let ctx = Ctx {
                 generator_url: &ctx_url,
             };
-            for rule in &mut self.rules {
-                rule.close(c, now, &ctx, out);
+            match &mut self.export {
+                Some(exported) => {
+                    for rule in &mut self.rules {
+                        rule.export(c, exported);
+                    }
+                }
+                None => {
+                    for rule in &mut self.rules {
+                        rule.close(c, now, &ctx, out);
+                    }
+                }
             }
         }
         self.generator_url = ctx_url;
@@ -428,6 +477,77 @@ impl Detector {
             .unwrap_or_default()
     }
 
+    /// Switches the rules to partial-export mode (a processor of distributed mode): events are
+    /// counted into buckets as usual, but a closed bucket is not evaluated; each (rule, key)
+    /// bucket that counted anything becomes a [`BucketPartial`] collected by
+    /// [`Detector::take_partials`], and the rules emit no alerts. The security detections and
+    /// the pattern miner are unaffected.
+    #[must_use]
+    pub fn exporting_partials(mut self) -> Detector {
+        self.export = Some(Vec::new());
+        self
+    }
+
+    /// The buckets closed since the last call (partial-export mode; empty otherwise), in
+    /// closing order.
+    pub fn take_partials(&mut self) -> Vec<BucketPartial> {
+        self.export.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The bucket the rules counted the last [`Detector::process`]ed event in; `None` when it
+    /// was late or ahead of the wall clock (counted nowhere).
+    pub fn last_event_bucket(&self) -> Option<i64> {
+        self.last_event_bucket
+    }
+
+    /// The last closed (evaluated or exported) bucket index, once event time started.
+    pub fn closed_bucket(&self) -> Option<i64> {
+        self.closed_bucket
+    }
+
+    /// The bucket width in seconds.
+    pub fn bucket_secs(&self) -> i64 {
+        self.bucket_secs
+    }
+
+    /// The owner side of distributed detection: counts `p` into its rule's key and bucket as if
+    /// the events behind it had been processed here. Buckets at or before
+    /// [`Detector::closed_bucket`] are already evaluated, so their partials are refused as
+    /// [`MergeOutcome::Late`]. Evaluate with [`Detector::close_through`].
+    pub fn merge_partial(&mut self, p: &BucketPartial) -> MergeOutcome {
+        if self.closed_bucket.is_some_and(|c| p.bucket <= c) {
+            return MergeOutcome::Late;
+        }
+        let Some(rule) = self
+            .rules
+            .iter_mut()
+            .find(|r| r.cfg.name == p.rule && r.definition == p.definition)
+        else {
+            return MergeOutcome::UnknownRule;
+        };
+        if rule.merge(&p.labels, p.bucket, &p.partial, &mut self.stats) {
+            MergeOutcome::Merged
+        } else {
+            MergeOutcome::Rejected
+        }
+    }
+
+    /// Evaluates every bucket after [`Detector::closed_bucket`] up to and including `bucket`,
+    /// exactly as a single detector closes them when its watermark passes (alert transitions
+    /// appended to `out`). The first call starts event time at the oldest merged bucket.
+    pub fn close_through(&mut self, bucket: i64, out: &mut Vec<Alert>) {
+        if self.closed_bucket.is_none() {
+            let oldest = self
+                .rules
+                .iter()
+                .filter_map(Rule::oldest_bucket)
+                .min()
+                .unwrap_or(bucket);
+            self.closed_bucket = Some(oldest.min(bucket) - 1);
+        }
+        self.advance_to((bucket + 1) * self.bucket_secs, out);
+    }
+
     /// Names of the active rules, in evaluation order.
     pub fn rule_names(&self) -> Vec<&str> {
         self.rules.iter().map(|r| r.cfg.name.as_str()).collect()
@@ -441,5 +561,126 @@ impl Detector {
     /// The watermark: events at or before it are late (Unix seconds), if any event was seen.
     pub fn watermark_secs(&self) -> Option<i64> {
         self.closed_bucket.map(|c| (c + 1) * self.bucket_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const START_SECS: i64 = 1_700_000_000;
+
+    fn rules_only() -> DetectConfig {
+        DetectConfig {
+            security_enabled: false,
+            patterns_enabled: false,
+            ..DetectConfig::default()
+        }
+    }
+
+    /// One service on four pods, one request per pod every 20 s for 12 minutes: 15 requests
+    /// per pod per 5-minute window, under `min_samples` (20), 60 for the service. From minute 4
+    /// every 7th request fails with 503 and every 7th takes 3 s, spread over the pods.
+    fn workload() -> Vec<(usize, LogEvent)> {
+        let mut out = Vec::new();
+        let mut n = 0u64;
+        for step in 0..36 * 4 {
+            let pod = step % 4;
+            let t = START_SECS + (step as i64) * 5;
+            let mut ev = LogEvent::new(
+                DateTime::from_timestamp(t, 0).unwrap_or_default(),
+                "GET /api/orders",
+            );
+            ev.service.name = Some("checkout".into());
+            ev.kubernetes.pod.name = Some(format!("checkout-{pod}"));
+            let bad = t - START_SECS >= 240 && n.is_multiple_of(7);
+            ev.http.response.status_code = Some(if bad { 503 } else { 200 });
+            let slow = t - START_SECS >= 240 && n % 7 == 3;
+            ev.event.duration = Some(if slow { 3_000_000_000 } else { 100_000_000 });
+            n += 1;
+            out.push((pod, ev));
+        }
+        out
+    }
+
+    fn firing_names(alerts: &[Alert]) -> Vec<String> {
+        let mut v: Vec<String> = alerts
+            .iter()
+            .filter(|a| a.status == schemas::AlertStatus::Firing)
+            .map(|a| a.labels[schemas::LABEL_ALERTNAME].clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    #[test]
+    fn exported_partials_merged_by_an_owner_equal_one_detector() -> Result<(), DetectError> {
+        let events = workload();
+        // One detector over everything.
+        let mut single = Detector::try_new(&rules_only())?;
+        let mut single_alerts = Vec::new();
+        for (_, ev) in &events {
+            single.process(&mut ev.clone(), &mut single_alerts);
+        }
+        single.finish(&mut single_alerts);
+        let fired = firing_names(&single_alerts);
+        assert!(
+            fired.contains(&"HighErrorRate".to_string()) && fired.contains(&"HighLatency".into()),
+            "the merged view fires: {fired:?}"
+        );
+        // One "partition" per pod, each exporting its closed buckets.
+        let mut parts: Vec<Detector> = (0..4)
+            .map(|_| Detector::try_new(&rules_only()).map(Detector::exporting_partials))
+            .collect::<Result<_, _>>()?;
+        let mut partials = Vec::new();
+        let mut none = Vec::new();
+        for (pod, ev) in &events {
+            let d = &mut parts[*pod];
+            d.process(&mut ev.clone(), &mut none);
+            assert!(d.last_event_bucket().is_some());
+            partials.extend(d.take_partials());
+        }
+        for d in &mut parts {
+            d.finish(&mut none);
+            partials.extend(d.take_partials());
+        }
+        assert!(none.is_empty(), "exporting detectors emit no rule alerts");
+        // Each partition alone never fires: too few requests.
+        for pod_set in [[0], [1], [2], [3]] {
+            let mut d = Detector::try_new(&rules_only())?;
+            let mut alerts = Vec::new();
+            for (_, ev) in events.iter().filter(|(p, _)| pod_set.contains(p)) {
+                d.process(&mut ev.clone(), &mut alerts);
+            }
+            d.finish(&mut alerts);
+            assert!(alerts.is_empty(), "pods {pod_set:?} alone: {alerts:?}");
+        }
+        // The owner merges in bucket order, as progress allows, and evaluates.
+        let mut owner = Detector::try_new(&rules_only())?;
+        let mut owner_alerts = Vec::new();
+        partials.sort_by_key(|p| p.bucket);
+        let last = partials.last().map_or(0, |p| p.bucket);
+        let mut i = 0;
+        while i < partials.len() {
+            let b = partials[i].bucket;
+            while i < partials.len() && partials[i].bucket == b {
+                assert_eq!(owner.merge_partial(&partials[i]), MergeOutcome::Merged);
+                i += 1;
+            }
+            owner.close_through(b, &mut owner_alerts);
+        }
+        owner.close_through(last, &mut owner_alerts);
+        assert_eq!(owner_alerts, single_alerts);
+        for rule in ["HighErrorRate", "HighLatency", "SloLatency"] {
+            assert_eq!(owner.window_partials(rule), single.window_partials(rule));
+        }
+        // A replayed partial of an evaluated bucket is refused, not double counted.
+        assert_eq!(owner.merge_partial(&partials[0]), MergeOutcome::Late);
+        let mut other = partials[partials.len() - 1].clone();
+        other.bucket += 1;
+        other.definition = "changed".into();
+        assert_eq!(owner.merge_partial(&other), MergeOutcome::UnknownRule);
+        Ok(())
     }
 }

@@ -12,8 +12,11 @@
 //! - Alerts go pending → firing → resolved with hysteresis; the fingerprint is
 //!   [`schemas::alert_fingerprint`] of the labels; firing alerts repeat every
 //!   `repeat_interval_secs` with the same `startsAt`.
-//! - [`WindowPartial`] (counts + sketch) merges exactly, for a distributed mode
-//!   ([`Detector::window_partials`]).
+//! - [`WindowPartial`] (counts + sketch) merges exactly, for a distributed mode: detectors in
+//!   partial-export mode ([`Detector::exporting_partials`]) hand over each closed bucket as a
+//!   [`BucketPartial`] instead of evaluating it, and the key's owner merges them
+//!   ([`Detector::merge_partial`]) and evaluates ([`Detector::close_through`]) with the same
+//!   rule code, so the merged result equals one detector over all events.
 //! - [`Detector::snapshot`] / [`Detector::restore`] persist state; [`Detector::reload`] keeps
 //!   the state of unchanged rules.
 //!
@@ -79,7 +82,7 @@ mod window;
 
 pub use baseline::Baseline;
 pub use config::{DetectConfig, RuleConfig, RuleKind, Severity, Threshold};
-pub use detector::{DETECTOR_STATE_VERSION, Detector, DetectorState};
+pub use detector::{BucketPartial, DETECTOR_STATE_VERSION, Detector, DetectorState, MergeOutcome};
 pub use error::DetectError;
 pub use rule::MISSING_LABEL_VALUE;
 pub use sketch::DdSketch;

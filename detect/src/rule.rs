@@ -690,6 +690,78 @@ impl Rule {
         v
     }
 
+    /// Partial-export mode: moves every key's buckets up to `c` into `out` and forgets keys
+    /// left with nothing.
+    pub(crate) fn export(&mut self, c: i64, out: &mut Vec<crate::BucketPartial>) {
+        let first = out.len();
+        self.keys.retain(|_, key| {
+            while key.series.buckets.front().is_some_and(|(b, _)| *b <= c) {
+                if let Some((b, partial)) = key.series.buckets.pop_front()
+                    && !partial.is_empty()
+                {
+                    out.push(crate::BucketPartial {
+                        rule: self.cfg.name.clone(),
+                        definition: self.definition.clone(),
+                        labels: key.labels.clone(),
+                        bucket: b,
+                        partial,
+                    });
+                }
+            }
+            !key.series.buckets.is_empty()
+        });
+        // Deterministic order (the key map is a hash map).
+        out[first..].sort_by(|a, b| (a.bucket, &a.labels).cmp(&(b.bucket, &b.labels)));
+        self.stats.keys = self.keys.len() as u64;
+    }
+
+    /// Owner side: counts a partial into bucket `b` of the key `labels`. False when the key
+    /// could not be tracked (table full of active keys, or a hash collision).
+    pub(crate) fn merge(
+        &mut self,
+        labels: &[String],
+        b: i64,
+        partial: &crate::WindowPartial,
+        stats: &mut DetectStats,
+    ) -> bool {
+        if labels.len() != self.group.len() {
+            return false;
+        }
+        let mut bytes = Vec::with_capacity(labels.iter().map(|l| l.len() + 1).sum());
+        for l in labels {
+            bytes.extend_from_slice(l.as_bytes());
+            bytes.push(KEY_SEPARATOR);
+        }
+        let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
+        if self.keys.len() >= self.max_keys && !self.keys.contains_key(&hash) && !self.evict(stats)
+        {
+            stats.keys_rejected += 1;
+            return false;
+        }
+        let key = self.keys.entry(hash).or_insert_with(|| KeyState {
+            labels: labels.to_vec(),
+            series: KeySeries::default(),
+            phase: Phase::Inactive,
+            baseline: Baseline::default(),
+            last_seen: b,
+        });
+        if key.labels != labels {
+            stats.key_hash_collisions += 1;
+            return false;
+        }
+        key.last_seen = key.last_seen.max(b);
+        key.series.bucket_mut(b).merge(partial);
+        true
+    }
+
+    /// The oldest bucket any key holds.
+    pub(crate) fn oldest_bucket(&self) -> Option<i64> {
+        self.keys
+            .values()
+            .filter_map(|k| k.series.buckets.front().map(|(b, _)| *b))
+            .min()
+    }
+
     pub(crate) fn has_firing(&self) -> bool {
         self.keys.values().any(|k| k.phase.is_firing())
     }
