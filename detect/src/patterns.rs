@@ -13,7 +13,12 @@
 //!    one hash and one probe.
 //! 3. Otherwise the masked tokens are compared with the templates of the same token count; the
 //!    most similar one above [`PatternConfig::similarity_threshold`] absorbs the message (the
-//!    differing segments become `<*>`), else a new template is created.
+//!    differing segments become `<*>`).
+//! 4. Otherwise the message's *shape* is looked up: its constant tokens in order, with every
+//!    run of variable tokens (and the unit words after a variable: `bytes`, `KB`, `sec`) as one
+//!    span. A template of the same shape but another token count (`815 bytes received` /
+//!    `1165 bytes (1.13 KB) received`, `lifetime <1 sec` / `lifetime 00:02`) absorbs it, each
+//!    differing span becoming one `<*>`; else a new template is created.
 //!
 //! [`PatternMiner::process`] also raises `NewErrorPattern` (an error-level template never seen
 //! before, once the learning period is over) and `PatternSpike` (a template's count in a window
@@ -344,6 +349,9 @@ pub struct PatternMiner {
     by_len: FastMap<(usize, u64), Vec<u32>>,
     /// Masked text → cluster index.
     cache: FastMap<Box<str>, u32>,
+    /// Shape key (see [`shape_key`]) → the cluster that first had that shape, so a message
+    /// whose variables take a different number of tokens still finds its template.
+    by_shape: FastMap<u64, u32>,
     /// Reused buffer for the masked text of the current message.
     scratch: String,
     seq: u64,
@@ -364,6 +372,7 @@ impl PatternMiner {
             clusters: Vec::new(),
             by_len: FastMap::default(),
             cache: FastMap::default(),
+            by_shape: FastMap::default(),
             scratch: String::new(),
             seq: 0,
             current_window: None,
@@ -555,7 +564,21 @@ impl PatternMiner {
             }
             if changed {
                 c.retemplate();
+                // A generalised template may have a new shape: remember it, so messages of
+                // that shape with other variable widths find it too.
+                let key = shape_key(&self.clusters[idx].tokens);
+                self.by_shape.entry(key).or_insert(idx as u32);
             }
+            let c = &mut self.clusters[idx];
+            c.count += 1;
+            c.last_seen = self.seq;
+            return (idx, false);
+        }
+        let key = shape_key(&tokens);
+        if let Some(&idx) = self.by_shape.get(&key) {
+            let idx = idx as usize;
+            self.merge_shape(idx, &tokens);
+            let c = &mut self.clusters[idx];
             c.count += 1;
             c.last_seen = self.seq;
             return (idx, false);
@@ -570,8 +593,33 @@ impl PatternMiner {
             .entry(bucket_key(&tokens))
             .or_default()
             .push(idx as u32);
+        self.by_shape.insert(key, idx as u32);
         self.clusters.push(c);
         (idx, true)
+    }
+
+    /// Generalise cluster `idx` with a message of the same shape but another token count: each
+    /// variable span that differs becomes one `<*>`. The cluster moves to the bucket of its new
+    /// token count when that changes.
+    fn merge_shape(&mut self, idx: usize, tokens: &[&str]) {
+        let c = &self.clusters[idx];
+        let Some(merged) = merge_spans(&c.tokens, tokens) else {
+            return;
+        };
+        if merged == c.tokens {
+            return;
+        }
+        let old_key = bucket_key(&c.tokens);
+        let new_key = bucket_key(&merged);
+        if old_key != new_key {
+            if let Some(v) = self.by_len.get_mut(&old_key) {
+                v.retain(|&i| i as usize != idx);
+            }
+            self.by_len.entry(new_key).or_default().push(idx as u32);
+        }
+        let c = &mut self.clusters[idx];
+        c.tokens = merged;
+        c.retemplate();
     }
 
     /// Drop the least recently used templates and rebuild the indexes.
@@ -597,11 +645,15 @@ impl PatternMiner {
     fn rebuild_index(&mut self) {
         self.by_len.clear();
         self.cache.clear();
+        self.by_shape.clear();
         for (i, c) in self.clusters.iter().enumerate() {
             self.by_len
                 .entry(bucket_key(&c.tokens))
                 .or_default()
                 .push(i as u32);
+            self.by_shape
+                .entry(shape_key(&c.tokens))
+                .or_insert(i as u32);
         }
     }
 
@@ -659,6 +711,119 @@ fn bucket_key<S: AsRef<str>>(tokens: &[S]) -> (usize, u64) {
         xxhash_rust::xxh3::xxh3_64(first.as_bytes()) | 1
     };
     (tokens.len(), class)
+}
+
+/// Unit words that belong to the number before them (`815 bytes`, `1.13 KB`, `3 sec`): a
+/// quantity printed with or without its unit, or in two units, is one variable of the shape.
+const UNIT_WORDS: &[&str] = &[
+    "B", "KB", "MB", "GB", "TB", "kB", "KiB", "MiB", "GiB", "byte", "bytes", "ms", "us", "ns", "s",
+    "sec", "secs", "second", "seconds", "min", "mins", "minute", "minutes", "h", "hour", "hours",
+];
+
+/// One item of a token sequence's shape: a constant token, or a span of variable tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShapeItem {
+    Constant(usize),
+    /// Tokens `start..end`.
+    Variable(usize, usize),
+}
+
+/// A token made only of variables and punctuation (`<*>`, `(<*>`, `<*>:<*>`, `<*>,`).
+fn is_variable_token(t: &str) -> bool {
+    t.contains(WILDCARD)
+        && t.split(WILDCARD)
+            .all(|rest| rest.bytes().all(|c| c.is_ascii_punctuation()))
+}
+
+/// A unit word with optional punctuation around it (`KB)`, `B,`, `sec`).
+fn is_unit_token(t: &str) -> bool {
+    let core = t.trim_matches(|c: char| c.is_ascii_punctuation());
+    UNIT_WORDS.contains(&core)
+}
+
+/// The shape of a token sequence: constant tokens kept, every run of variable tokens (with
+/// the unit words that follow a variable) one span.
+fn shape<S: AsRef<str>>(tokens: &[S]) -> Vec<ShapeItem> {
+    let mut items = Vec::with_capacity(tokens.len());
+    for (i, t) in tokens.iter().enumerate() {
+        let t = t.as_ref();
+        let in_span = matches!(items.last(), Some(ShapeItem::Variable(_, end)) if *end == i);
+        if is_variable_token(t) || (in_span && is_unit_token(t)) {
+            if let Some(ShapeItem::Variable(_, end)) = items.last_mut().filter(|_| in_span) {
+                *end = i + 1;
+            } else {
+                items.push(ShapeItem::Variable(i, i + 1));
+            }
+        } else {
+            items.push(ShapeItem::Constant(i));
+        }
+    }
+    items
+}
+
+/// Hash of [`shape`]: constant tokens verbatim, each variable span one marker.
+fn shape_key<S: AsRef<str>>(tokens: &[S]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for item in shape(tokens) {
+        match item {
+            ShapeItem::Constant(i) => {
+                h.update(tokens[i].as_ref().as_bytes());
+                h.update(b"\x01");
+            }
+            ShapeItem::Variable(..) => h.update(b"\x00"),
+        }
+    }
+    h.digest()
+}
+
+/// Merge two token sequences of the same shape: constants kept, a variable span that differs
+/// becomes one `<*>` keeping the punctuation both spans open and close with. `None` when the
+/// shapes differ (a hash collision).
+fn merge_spans(template: &[String], tokens: &[&str]) -> Option<Vec<String>> {
+    let (sa, sb) = (shape(template), shape(tokens));
+    if sa.len() != sb.len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(sa.len());
+    for (a, b) in sa.into_iter().zip(sb) {
+        match (a, b) {
+            (ShapeItem::Constant(i), ShapeItem::Constant(j)) if template[i] == tokens[j] => {
+                out.push(template[i].clone());
+            }
+            (ShapeItem::Variable(a0, a1), ShapeItem::Variable(b0, b1)) => {
+                let (x, y) = (&template[a0..a1], &tokens[b0..b1]);
+                if x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p == q) {
+                    out.extend(x.iter().cloned());
+                    continue;
+                }
+                let lead = |s: &str| {
+                    s.len()
+                        - s.trim_start_matches(|c: char| c.is_ascii_punctuation() && c != '<')
+                            .len()
+                };
+                let trail = |s: &str| {
+                    s.len()
+                        - s.trim_end_matches(|c: char| c.is_ascii_punctuation() && c != '>')
+                            .len()
+                };
+                let (xf, yf) = (x[0].as_str(), y[0]);
+                let (xl, yl) = (x[x.len() - 1].as_str(), y[y.len() - 1]);
+                let open = if xf[..lead(xf)] == yf[..lead(yf)] {
+                    &xf[..lead(xf)]
+                } else {
+                    ""
+                };
+                let close = if xl[xl.len() - trail(xl)..] == yl[yl.len() - trail(yl)..] {
+                    &xl[xl.len() - trail(xl)..]
+                } else {
+                    ""
+                };
+                out.push(format!("{open}{WILDCARD}{close}"));
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 /// Byte classes for the masking scan: 1 = whitespace (token break), 2 = segment delimiter.
@@ -800,8 +965,11 @@ fn push_segment(seg: &str, has_digit: bool, has_dot: bool, mask_paths: bool, out
     }
     if is_variable_segment(seg, has_digit, has_dot, mask_paths) {
         // `core.2275`, `instruction......0`: a word with a numeric suffix after dots keeps the
-        // word; the number is the variable.
-        if let Some(cut) = has_dot.then(|| dotted_numeric_suffix(seg)).flatten() {
+        // word; the number is the variable. A host name (`xin.4399.cn`) is one variable.
+        if let Some(cut) = (has_dot && !is_domain_name(seg.as_bytes()))
+            .then(|| dotted_numeric_suffix(seg))
+            .flatten()
+        {
             out.push_str(&seg[..cut]);
         }
         out.push_str(WILDCARD);
@@ -1143,6 +1311,84 @@ mod tests {
             "on [akka.tcp://<*>]"
         );
         assert_eq!(masked("see https://example.com/docs"), "see https:<*>");
+    }
+
+    #[test]
+    fn host_names_with_digits_are_one_variable() {
+        assert_eq!(masked("cdn.e9377f.com:80 close"), "<*>:<*> close");
+        assert_eq!(masked("xin.4399.cn:80 open"), "<*>:<*> open");
+        assert_eq!(masked("generating core.2275"), "generating core.<*>");
+    }
+
+    #[test]
+    fn shape_spans_absorb_units_after_variables() {
+        let tokens = [
+            "<*>", "bytes", "(<*>", "KB)", "sent,", "lifetime", "<*>:<*>",
+        ];
+        assert_eq!(
+            shape(&tokens),
+            vec![
+                ShapeItem::Variable(0, 4),
+                ShapeItem::Constant(4),
+                ShapeItem::Constant(5),
+                ShapeItem::Variable(6, 7),
+            ]
+        );
+        // A unit word with no variable before it is a constant.
+        assert_eq!(shape(&["bytes", "<*>"])[0], ShapeItem::Constant(0));
+        assert_eq!(
+            shape_key(&["<*>", "sent,", "lifetime", "<*>", "sec"]),
+            shape_key(&["<*>", "bytes", "sent,", "lifetime", "<*>:<*>"])
+        );
+        assert_ne!(shape_key(&["<*>", "sent"]), shape_key(&["<*>", "received"]));
+    }
+
+    #[test]
+    fn merge_spans_keeps_shared_punctuation() {
+        let template: Vec<String> = ["size", "<*>", "B,", "free", "<*>", "KB)"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            merge_spans(&template, &["size", "<*>,", "free", "<*>", "KB)"]),
+            Some(
+                ["size", "<*>,", "free", "<*>", "KB)"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            )
+        );
+        assert_eq!(merge_spans(&template, &["size", "<*>"]), None);
+    }
+
+    #[test]
+    fn quantities_with_and_without_units_share_a_template() -> Result<(), PatternError> {
+        let mut m = PatternMiner::try_new(&PatternConfig::default())?;
+        let lines = [
+            "db.example.com:5432 close, 1165 bytes (1.13 KB) sent, 815 bytes received, lifetime <1 sec",
+            "db.example.com:5432 close, 451 bytes sent, 18846 bytes (18.4 KB) received, lifetime <1 sec",
+            "cache7.example.net:6379 close, 0 bytes sent, 0 bytes received, lifetime 00:01",
+            "db.example.com:5432 close, 1190 bytes (1.16 KB) sent, 1671 bytes (1.63 MB) received, lifetime 00:02",
+            "db.example.com:5432 open through proxy proxy.example.com:3128 HTTPS",
+        ];
+        let ids: Vec<String> = lines.iter().map(|l| m.assign(l).id.to_string()).collect();
+        let again: Vec<String> = lines.iter().map(|l| m.assign(l).id.to_string()).collect();
+        assert_eq!(again[0], again[1]);
+        assert_eq!(again[0], again[2]);
+        assert_eq!(again[0], again[3]);
+        assert_ne!(again[0], again[4]);
+        assert_eq!(ids[4], again[4], "an unrelated template is untouched");
+        assert_eq!(
+            m.assign(lines[2]).template,
+            "<*>:<*> close, <*> sent, <*> received, lifetime <*>"
+        );
+        // The bucket index follows the template to its new token count.
+        assert_eq!(
+            m.assign("a.example.com:1 close, 5 bytes sent, 6 bytes received, lifetime 00:09")
+                .id,
+            again[0]
+        );
+        Ok(())
     }
 
     #[test]
