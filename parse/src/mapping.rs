@@ -977,7 +977,25 @@ pub(crate) fn set_url(ev: &mut LogEvent, target: &str) {
 
 /// The client IP from `10.0.0.1`, `10.0.0.1:5123`, `[::1]:80` or an `X-Forwarded-For` list.
 pub(crate) fn client_ip(v: &str) -> Option<&str> {
-    let first = v.split(',').next()?.trim();
+    let first = match memchr::memchr(b',', v.as_bytes()) {
+        Some(i) => &v[..i],
+        None => v,
+    }
+    .trim();
+    // Fast paths for the common shapes, each deciding exactly what the general path below
+    // would: without a colon only IPv4 can parse (IPv6 needs two), and with exactly one
+    // colon nothing parses as a bare address, so it can only be `IPv4:port`.
+    let b = first.as_bytes();
+    match memchr::memchr(b':', b) {
+        None => return first.parse::<std::net::Ipv4Addr>().is_ok().then_some(first),
+        Some(i) if memchr::memchr(b':', &b[i + 1..]).is_none() => {
+            let (host, port) = (&first[..i], &b[i + 1..]);
+            return (port.iter().all(u8::is_ascii_digit)
+                && host.parse::<std::net::Ipv4Addr>().is_ok())
+            .then_some(host);
+        }
+        Some(_) => {}
+    }
     if first.parse::<std::net::IpAddr>().is_ok() {
         return Some(first);
     }
@@ -1019,6 +1037,13 @@ mod tests {
         assert_eq!(client_ip("2001:db8::1"), Some("2001:db8::1"));
         assert_eq!(client_ip("203.0.113.9, 10.0.0.1"), Some("203.0.113.9"));
         assert_eq!(client_ip("localhost"), None);
+        assert_eq!(client_ip("10.0.0.1"), Some("10.0.0.1"));
+        assert_eq!(client_ip("10.0.0.1:"), Some("10.0.0.1"));
+        assert_eq!(client_ip("10.0.0.1:http"), None);
+        assert_eq!(client_ip("[10.0.0.1]:80"), None);
+        assert_eq!(client_ip("localhost:8080"), None);
+        assert_eq!(client_ip("::ffff:10.0.0.1"), Some("::ffff:10.0.0.1"));
+        assert_eq!(client_ip(" 10.0.0.1:80 , 10.0.0.2"), Some("10.0.0.1"));
     }
 
     #[test]

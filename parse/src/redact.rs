@@ -511,13 +511,32 @@ fn verify_userinfo(b: &[u8], end: usize) -> Hit {
 /// digit (2–6) and passing the Luhn check. The run must not continue a word or an id
 /// (`ORD-…`, `#…`, `_…`, `/…` before it are ids or paths, not cards).
 fn redact_cards(s: &str, kinds: &mut Kinds) -> Option<String> {
+    redact_cards_with(s, kinds, true)
+}
+
+/// [`redact_cards`]; `sparse_skip` off leaves only the byte-wise skip, which tests use as
+/// the reference the word-wise skip must agree with.
+fn redact_cards_with(s: &str, kinds: &mut Kinds, sparse_skip: bool) -> Option<String> {
     let b = s.as_bytes();
     let json_like = s.trim_start().starts_with('{');
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut i = 0;
+    // Where the word-wise pre-scan may look again after it found digits nearby; until
+    // then the byte-wise scan below walks through them.
+    let mut sparse_from = if sparse_skip { 0 } else { usize::MAX };
     while i < b.len() {
         if CARD_CLASS[usize::from(b[i])] != 1 {
+            if i >= sparse_from {
+                match sparse_digits_skip(b, i) {
+                    SparseSkip::Ahead(n) => {
+                        i += n;
+                        continue;
+                    }
+                    SparseSkip::NoCardLeft => break,
+                    SparseSkip::Dense => sparse_from = i + DENSE_STRETCH,
+                }
+            }
             // Skip ahead (Horspool-style): a card spans at least 13 card bytes (digits and
             // separators), so one starting in this window must be all card bytes up to the
             // window's end: it starts after the window's last non-card byte.
@@ -581,7 +600,7 @@ fn redact_cards(s: &str, kinds: &mut Kinds) -> Option<String> {
             && b.get(end)
                 .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'));
         if !ok || !prev_ok || !next_ok || !CARD_DIGITS.contains(&digits) {
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'-') {
+            while i < b.len() && TOKEN_BYTE[usize::from(b[i])] {
                 i += 1;
             }
             continue;
@@ -617,6 +636,104 @@ fn redact_cards(s: &str, kinds: &mut Kinds) -> Option<String> {
     let mut o = out?;
     o.push_str(&s[copied..]);
     Some(o)
+}
+
+/// Bytes the card scan skips as the rest of a token that is not a card: ASCII letters,
+/// digits and `-` (a table, as this loop runs over every hex id with a long digit prefix).
+const TOKEN_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = (c as u8).is_ascii_alphanumeric() || c as u8 == b'-';
+        c += 1;
+    }
+    t
+};
+
+/// Widest span a card number can cover: 19 digits in groups of four with 4 separators.
+const MAX_CARD_SPAN: usize = 23;
+/// Bytes the word-wise skip looks at: four words, so one look rules out the
+/// `SPARSE_WINDOW - MAX_CARD_SPAN + 1` start positions whose whole span lies inside it.
+const SPARSE_WINDOW: usize = 32;
+
+/// How far the byte-wise card scan walks on its own after the word-wise pre-scan found a
+/// dense window: half the window, so a dense run is not re-counted at every step.
+const DENSE_STRETCH: usize = SPARSE_WINDOW / 2;
+
+/// What the word-wise card pre-scan says about the bytes from a position.
+enum SparseSkip {
+    /// No card can start in the next `n` positions (n > 0).
+    Ahead(usize),
+    /// Fewer than 13 digits remain in the whole text: no card can start anywhere after.
+    NoCardLeft,
+    /// Enough digits nearby that the byte-wise scan must look.
+    Dense,
+}
+
+/// Counts digits 8 bytes at a time: a card needs 13 digits within 23 bytes, so a 32-byte
+/// window holding fewer rules out every start position whose span it contains. The window
+/// slides a word at a time, so ordinary text (letters, punctuation, short numbers) costs a
+/// few instructions per 8 bytes.
+fn sparse_digits_skip(b: &[u8], at: usize) -> SparseSkip {
+    const WORDS: usize = SPARSE_WINDOW / 8;
+    let mut pos = at;
+    let mut lanes = [0u64; WORDS];
+    for (k, lane) in lanes.iter_mut().enumerate() {
+        match b.get(pos + 8 * k..pos + 8 * k + 8) {
+            Some(w) => *lane = digit_lanes(w),
+            None => return tail_skip(b, at, pos),
+        }
+    }
+    loop {
+        if lane_sum(lanes[0] + lanes[1] + lanes[2] + lanes[3]) >= *CARD_DIGITS.start() {
+            break;
+        }
+        // Starts pos..=pos+9 are ruled out; slide by a word (the rest stay covered).
+        pos += 8;
+        let next = pos + SPARSE_WINDOW - 8;
+        match b.get(next..next + 8) {
+            Some(w) => {
+                lanes = [lanes[1], lanes[2], lanes[3], digit_lanes(w)];
+            }
+            None => return tail_skip(b, at, pos),
+        }
+    }
+    if pos == at {
+        SparseSkip::Dense
+    } else {
+        SparseSkip::Ahead(pos - at)
+    }
+}
+
+/// The last window: fewer than 13 digits left means no card anywhere after `pos`.
+fn tail_skip(b: &[u8], at: usize, pos: usize) -> SparseSkip {
+    let tail = b.get(pos..).unwrap_or_default();
+    if tail.iter().filter(|c| c.is_ascii_digit()).count() < *CARD_DIGITS.start() {
+        SparseSkip::NoCardLeft
+    } else if pos == at {
+        SparseSkip::Dense
+    } else {
+        SparseSkip::Ahead(pos - at)
+    }
+}
+
+/// One byte lane per input byte, 1 where the byte is an ASCII digit (SWAR): byte `c` is a
+/// digit when `c ^ 0x30` is below 10, tested without carries crossing between bytes.
+fn digit_lanes(w: &[u8]) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    // 0x76 + t carries into bit 7 exactly when the low 7 bits of t are 10 or more.
+    const TO_TEN: u64 = 0x7676_7676_7676_7676;
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(w);
+    let t = u64::from_le_bytes(bytes) ^ ZEROS;
+    (!(((t & LOW7) + TO_TEN) | t) & HIGH) >> 7
+}
+
+/// Sum of the byte lanes (each lane at most 8 here, so the total fits in the top byte).
+fn lane_sum(lanes: u64) -> usize {
+    (lanes.wrapping_mul(0x0101_0101_0101_0101) >> 56) as usize
 }
 
 fn luhn(digits_and_seps: &[u8]) -> bool {
@@ -780,6 +897,79 @@ mod tests {
         assert!(luhn(b"2633165881125"));
         let (got, kinds) = redact(line);
         assert_eq!(got, line, "{kinds:?}");
+    }
+
+    /// Pieces that make digit-and-separator soup: cards in every grouping, near misses,
+    /// ids, dates and the separators between them.
+    const SOUP: &[&str] = &[
+        "0",
+        "1",
+        "4",
+        "9",
+        "12",
+        "2024",
+        "0000000",
+        " ",
+        " ",
+        "-",
+        "--",
+        "a",
+        "f",
+        "Z",
+        ".",
+        ":",
+        "\"",
+        "_",
+        "#",
+        "/",
+        ",",
+        "{\"n\": ",
+        "4111111111111111",
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "3782 822463 10005",
+        "5555555555554444",
+        "6011000990139424",
+        "4111111111111112",
+        "2026-12-04 10:00:00,000",
+        "9e3779b97f4a7c15",
+    ];
+
+    proptest::proptest! {
+        /// The word-wise skip only passes over positions where no card can start: on any
+        /// mix of cards, near misses and separators it redacts exactly what the byte-wise
+        /// scan redacts.
+        #[test]
+        fn sparse_skip_agrees_with_bytewise_scan(
+            parts in proptest::collection::vec(proptest::sample::select(SOUP), 0..40)
+        ) {
+            let text: String = parts.concat();
+            let (mut fast, mut slow) = (Kinds::default(), Kinds::default());
+            let a = redact_cards_with(&text, &mut fast, true);
+            let b = redact_cards_with(&text, &mut slow, false);
+            proptest::prop_assert_eq!(a, b, "{}", text);
+            proptest::prop_assert_eq!(fast, slow);
+        }
+    }
+
+    #[test]
+    fn sparse_skip_passes_text_and_stops_at_digits() {
+        let text = format!("{} 4111111111111111", "x".repeat(64));
+        // Slides word by word until the card's digits enter the window.
+        match sparse_digits_skip(text.as_bytes(), 0) {
+            SparseSkip::Ahead(n) => assert!((40..=65).contains(&n), "{n}"),
+            _ => panic!("text before the card must be skipped"),
+        }
+        assert!(matches!(
+            sparse_digits_skip(text.as_bytes(), 60),
+            SparseSkip::Dense
+        ));
+        assert!(matches!(
+            sparse_digits_skip(b"id 12345 ok", 0),
+            SparseSkip::NoCardLeft
+        ));
+        assert_eq!(lane_sum(digit_lanes(b"0a9/:5 -")), 3);
+        assert_eq!(lane_sum(digit_lanes(b"\xb0\xb9\x300009\x39")), 6);
     }
 
     #[test]
