@@ -61,8 +61,9 @@ const EVICT_FRACTION: f64 = 0.1;
 
 /// Segment delimiters inside a whitespace token. `.`, `/`, `-` and `_` are deliberately not
 /// delimiters: they occur inside variables (IPs, paths, host names, ids) and splitting there
-/// would leave half a variable in the template.
-const DELIMITERS: &[u8] = b":=,;|\"'()[]{}";
+/// would leave half a variable in the template. `#` separates a name from its number
+/// (`CPU#0`, `#1`) and the fields of packed values (`1514038440000##6993`).
+const DELIMITERS: &[u8] = b":=,;|\"'()[]{}#";
 
 /// Shortest alphabetic stem of a versioned word such as `ssh2`.
 const MIN_VERSIONED_WORD_LETTERS: usize = 2;
@@ -106,6 +107,10 @@ const CALENDAR_NAMES: &[&str] = &[
     "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "Jan", "Feb", "Mar", "Apr", "May", "Jun",
     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
+
+/// Boolean literals as Java, Python, JSON and most loggers print them: values of a flag, as
+/// variable as a number.
+const BOOLEANS: &[&[u8]] = &[b"true", b"false", b"True", b"False", b"TRUE", b"FALSE"];
 
 /// How many plain differences a disagreement between two structured tokens counts as.
 const STRUCTURAL_MISMATCH_WEIGHT: usize = 3;
@@ -964,15 +969,27 @@ fn push_segment(seg: &str, has_digit: bool, has_dot: bool, mask_paths: bool, out
         return;
     }
     if is_variable_segment(seg, has_digit, has_dot, mask_paths) {
+        // A sentence's full stop after a number or IP (`on port 55904.`) is not part of the
+        // value; after a path or file name (`part-00590.`) it may be, so it stays there.
+        let trimmed = seg.trim_end_matches('.');
+        let body = if trimmed
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'.')
+        {
+            trimmed
+        } else {
+            seg
+        };
         // `core.2275`, `instruction......0`: a word with a numeric suffix after dots keeps the
         // word; the number is the variable. A host name (`xin.4399.cn`) is one variable.
-        if let Some(cut) = (has_dot && !is_domain_name(seg.as_bytes()))
-            .then(|| dotted_numeric_suffix(seg))
+        if let Some(cut) = (has_dot && !is_domain_name(body.as_bytes()))
+            .then(|| dotted_numeric_suffix(body))
             .flatten()
         {
-            out.push_str(&seg[..cut]);
+            out.push_str(&body[..cut]);
         }
         out.push_str(WILDCARD);
+        out.push_str(&seg[body.len()..]);
     } else {
         out.push_str(seg);
     }
@@ -1036,7 +1053,7 @@ fn is_variable_segment(seg: &str, has_digit: bool, has_dot: bool, mask_paths: bo
     if mask_paths && b.len() > 1 && b[0] == b'/' && b[1..].contains(&b'/') {
         return true;
     }
-    is_calendar_name(b) || (has_dot && is_domain_name(b))
+    is_calendar_name(b) || BOOLEANS.contains(&b) || (has_dot && is_domain_name(b))
 }
 
 /// English day and month abbreviations (`Sat`, `Jun`): parts of a timestamp printed inside
@@ -1311,6 +1328,18 @@ mod tests {
             "on [akka.tcp://<*>]"
         );
         assert_eq!(masked("see https://example.com/docs"), "see https:<*>");
+    }
+
+    #[test]
+    fn masks_booleans_hash_fields_and_keeps_full_stops() {
+        assert_eq!(masked("isScreenOn true"), "isScreenOn <*>");
+        assert_eq!(masked("obj=false done"), "obj=<*> done");
+        assert_eq!(masked("trueness is a word"), "trueness is a word");
+        assert_eq!(masked("Initializing CPU#0"), "Initializing CPU#<*>");
+        assert_eq!(masked("steps= 1514##0##3428"), "steps= <*>##<*>##<*>");
+        assert_eq!(masked("on port 55904."), "on port <*>.");
+        assert_eq!(masked("mapped to ffff3000."), "mapped to <*>.");
+        assert_eq!(masked("allocate /a/part-00590. now"), "allocate <*> now");
     }
 
     #[test]
