@@ -34,6 +34,9 @@ pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 45_000;
 /// How long a revoked partition's unacknowledged outputs may take to be delivered before the
 /// processor gives up on them (the new owner then replays them; the store drops the repeats).
 pub const DEFAULT_REVOKE_FLUSH_MS: u64 = 10_000;
+/// A raw partition quiet for this long stops holding back the aggregate owners: long enough
+/// that a briefly slow agent does not make its lines late, short next to a 5 min window.
+pub const DEFAULT_IDLE_PARTITION_MS: u64 = 30_000;
 /// Properties the roles set themselves because correctness depends on them.
 const RESERVED_PROPERTIES: &[&str] = &[
     "bootstrap.servers",
@@ -111,6 +114,10 @@ pub struct KafkaGroups {
     pub processor: String,
     /// Group of the `indexer` role (consumes `topics.events`).
     pub indexer: String,
+    /// Group of the aggregate owners inside the `processor` role (consume
+    /// `topics.aggregates`): the owner of a rule key's partition merges every processor's
+    /// partials for it and emits its alerts.
+    pub aggregator: String,
 }
 
 impl Default for KafkaGroups {
@@ -118,6 +125,7 @@ impl Default for KafkaGroups {
         KafkaGroups {
             processor: "sluice-processor".into(),
             indexer: "sluice-indexer".into(),
+            aggregator: "sluice-aggregator".into(),
         }
     }
 }
@@ -172,6 +180,14 @@ pub struct ConsumerSettings {
     pub fetch_max_bytes: u64,
     /// `max.partition.fetch.bytes`.
     pub max_partition_fetch_bytes: u64,
+    /// Processors: event time of a raw partition also advances with the wall clock while no
+    /// line arrives (live mode), so windows close and alerts resolve in quiet periods. Off,
+    /// event time moves only with events (backfills of old logs, deterministic tests).
+    pub wall_clock_watermark: bool,
+    /// Processors: a raw partition without a message for this long is reported idle, and the
+    /// aggregate owners stop waiting for it before evaluating a bucket (its later lines may
+    /// then arrive late and are counted, not merged).
+    pub idle_partition_ms: u64,
 }
 
 impl Default for ConsumerSettings {
@@ -183,6 +199,8 @@ impl Default for ConsumerSettings {
             revoke_flush_ms: DEFAULT_REVOKE_FLUSH_MS,
             fetch_max_bytes: 16 * 1024 * 1024,
             max_partition_fetch_bytes: 1024 * 1024,
+            wall_clock_watermark: true,
+            idle_partition_ms: DEFAULT_IDLE_PARTITION_MS,
         }
     }
 }
@@ -267,6 +285,20 @@ impl KafkaConfig {
         }
         if self.groups.processor == self.groups.indexer {
             return Err("kafka.groups.indexer: must differ from groups.processor".into());
+        }
+        if self.groups.aggregator.is_empty()
+            || self.groups.aggregator == self.groups.processor
+            || self.groups.aggregator == self.groups.indexer
+        {
+            return Err(
+                "kafka.groups.aggregator: must be set and differ from the other groups".into(),
+            );
+        }
+        if self.topics.aggregates == self.topics.raw || self.topics.aggregates == self.topics.events
+        {
+            return Err(
+                "kafka.topics.aggregates: must differ from topics.raw and topics.events".into(),
+            );
         }
         if self.producer.max_in_flight_records == 0 {
             return Err("kafka.producer.max_in_flight_records: must be at least 1".into());

@@ -30,9 +30,11 @@
 //! pauses the pipeline and resumes it in order when the brokers return.
 
 mod agent;
+pub mod aggregate;
 mod config;
 mod indexer;
 mod offsets;
+mod owner;
 mod processor;
 mod search;
 
@@ -44,8 +46,9 @@ use std::time::Duration;
 pub use agent::{Agent, AgentStats};
 pub use config::{
     Compression, ConsumerSettings, DEFAULT_AGGREGATES_TOPIC, DEFAULT_ALERTS_TOPIC,
-    DEFAULT_DEAD_LETTER_TOPIC, DEFAULT_EVENTS_TOPIC, DEFAULT_MAX_IN_FLIGHT_RECORDS,
-    DEFAULT_RAW_TOPIC, KafkaConfig, KafkaGroups, KafkaTopics, OffsetReset, ProducerSettings,
+    DEFAULT_DEAD_LETTER_TOPIC, DEFAULT_EVENTS_TOPIC, DEFAULT_IDLE_PARTITION_MS,
+    DEFAULT_MAX_IN_FLIGHT_RECORDS, DEFAULT_RAW_TOPIC, KafkaConfig, KafkaGroups, KafkaTopics,
+    OffsetReset, ProducerSettings,
 };
 pub use indexer::{Indexer, IndexerStats, partition_dir, partitions_root};
 pub use offsets::{InputRef, OffsetTracker};

@@ -1,5 +1,8 @@
 //! [`OffsetTracker`]: which consumed offsets of each partition have had all their outputs
-//! acknowledged, so a processor commits only the contiguous acknowledged prefix.
+//! acknowledged, so a processor commits only the contiguous acknowledged prefix — and no
+//! further than the first offset of any detection bucket whose partials are not yet published
+//! ([`OffsetTracker::hold`], [`OffsetTracker::release`]), so a crash replays every event of an
+//! unpublished bucket.
 //!
 //! Each assignment of a partition gets a new epoch; acknowledgements carry the epoch they were
 //! produced under, so a late delivery report for a partition that was revoked (and perhaps
@@ -24,6 +27,19 @@ struct PartitionState {
     /// last [`OffsetTracker::take_committable`].
     committable: Option<i64>,
     dirty: bool,
+    /// Open detection buckets: bucket index → first offset counted in it.
+    holds: BTreeMap<i64, i64>,
+}
+
+impl PartitionState {
+    /// The acknowledged prefix, capped at the oldest held offset.
+    fn commit_position(&self) -> Option<i64> {
+        let acked = self.committable?;
+        Some(match self.holds.values().min() {
+            Some(&held) => acked.min(held),
+            None => acked,
+        })
+    }
 }
 
 /// Per-partition contiguous acknowledged offsets.
@@ -110,6 +126,32 @@ impl OffsetTracker {
         true
     }
 
+    /// The event at `input` was counted in detection bucket `bucket`, which is not published
+    /// yet: commits stop at the bucket's first offset until [`OffsetTracker::release`].
+    pub fn hold(&mut self, input: InputRef, bucket: i64) {
+        if let Some(state) = self.partitions.get_mut(&input.partition)
+            && state.epoch == input.epoch
+        {
+            state.holds.entry(bucket).or_insert(input.offset);
+        }
+    }
+
+    /// The partials of every bucket up to `through` of `partition` are acknowledged: their
+    /// events may be committed.
+    pub fn release(&mut self, partition: i32, epoch: u64, through: i64) {
+        if let Some(state) = self.partitions.get_mut(&partition)
+            && state.epoch == epoch
+        {
+            state.holds = state.holds.split_off(&(through + 1));
+            state.dirty = true;
+        }
+    }
+
+    /// The current assignment epoch of `partition`.
+    pub fn epoch(&self, partition: i32) -> Option<u64> {
+        self.partitions.get(&partition).map(|s| s.epoch)
+    }
+
     /// Outputs produced and not yet acknowledged, over every assigned partition.
     pub fn in_flight(&self) -> usize {
         self.in_flight
@@ -122,7 +164,7 @@ impl OffsetTracker {
         for (partition, state) in &mut self.partitions {
             if state.dirty {
                 state.dirty = false;
-                if let Some(offset) = state.committable {
+                if let Some(offset) = state.commit_position() {
                     out.push((*partition, offset));
                 }
             }
@@ -132,7 +174,7 @@ impl OffsetTracker {
 
     /// The commit position of one partition, whether or not it moved.
     pub fn committable(&self, partition: i32) -> Option<i64> {
-        self.partitions.get(&partition)?.committable
+        self.partitions.get(&partition)?.commit_position()
     }
 
     /// Assigned partitions.
@@ -182,6 +224,29 @@ mod tests {
         assert_eq!(t.committable(0), None);
         assert!(t.acknowledged(c));
         assert_eq!(t.committable(0), Some(6));
+        Ok(())
+    }
+
+    #[test]
+    fn unpublished_buckets_hold_the_commit_back() -> Result<(), String> {
+        let mut t = OffsetTracker::default();
+        t.assign(0);
+        let a = t.consumed(0, 10).ok_or("assigned")?;
+        t.hold(a, 7);
+        let b = t.consumed(0, 11).ok_or("assigned")?;
+        t.hold(b, 8);
+        let c = t.consumed(0, 12).ok_or("assigned")?;
+        t.hold(c, 7);
+        for r in [a, b, c] {
+            assert!(t.acknowledged(r));
+        }
+        assert_eq!(t.take_committable(), vec![(0, 10)], "bucket 7 holds at 10");
+        t.release(0, a.epoch + 1, 7);
+        assert_eq!(t.committable(0), Some(10), "a stale epoch releases nothing");
+        t.release(0, a.epoch, 7);
+        assert_eq!(t.take_committable(), vec![(0, 11)], "bucket 8 holds at 11");
+        t.release(0, a.epoch, 8);
+        assert_eq!(t.take_committable(), vec![(0, 13)]);
         Ok(())
     }
 

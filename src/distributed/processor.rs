@@ -8,8 +8,15 @@
 //! `kafka.consumer.revoke_flush_ms`) for outstanding outputs, commits what is acknowledged and
 //! forgets the partition; late delivery reports for it are ignored. The next owner replays from
 //! the committed offset, and the indexers drop the repeats.
+//!
+//! Detection: the security detections and the pattern miner run over everything this processor
+//! consumes; the runbook rules run per raw partition in partial-export mode and publish closed
+//! buckets to the aggregates topic, where the aggregate owners ([`super::aggregate`], a thread
+//! of this role) merge and evaluate them. A raw offset is committed only once the buckets it was
+//! counted in are published and acknowledged.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,7 +28,9 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
+use super::aggregate::{AggregateMessage, partial_key};
 use super::offsets::{InputRef, OffsetTracker};
+use super::owner::OwnerThread;
 use super::{HEADER_ERROR, HEADER_EVENT_VERSION, HEADER_RAW_VERSION, KafkaConfig};
 use crate::config::SluiceConfig;
 
@@ -31,6 +40,11 @@ const POLL_WAIT: Duration = Duration::from_millis(100);
 const BACKPRESSURE_WAIT: Duration = Duration::from_millis(2);
 /// How long a graceful shutdown waits for outstanding outputs.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(30);
+/// How often the per-partition detectors look at the wall clock and idleness while messages
+/// keep arriving (an idle poll ticks at once).
+const DETECT_TICK: Duration = Duration::from_millis(500);
+/// How long to wait for topic metadata at start-up.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Counters of a processor.
 #[derive(Debug, Default)]
@@ -60,6 +74,29 @@ pub struct ProcessorStats {
     /// Offset commits the brokers refused (e.g. during a rebalance); the next commit covers
     /// them, a crash first only replays more.
     pub offset_commit_failures: AtomicU64,
+    /// Rule partials (one closed bucket of one rule and key) published to the aggregates topic.
+    pub partials_out: AtomicU64,
+    /// Progress markers published (one per aggregates partition per closed bucket).
+    pub progress_out: AtomicU64,
+    /// Aggregate owners: partials merged.
+    pub aggregate_merged: AtomicU64,
+    /// Aggregate owners: partials of buckets already complete (replays), dropped.
+    pub aggregate_duplicates: AtomicU64,
+    /// Aggregate owners: partials of a crashed generation replaced by the replay's.
+    pub aggregate_superseded: AtomicU64,
+    /// Aggregate owners: partials of already evaluated buckets (an idle partition woke up).
+    pub aggregate_late: AtomicU64,
+    /// Aggregate owners: partials of an unknown rule or definition, or refused by a full key
+    /// table, or undecodable.
+    pub aggregate_rejected: AtomicU64,
+    /// Aggregate owners: buckets evaluated.
+    pub aggregate_buckets: AtomicU64,
+    /// Aggregate owners: alerts withheld while rebuilding after an owner move.
+    pub aggregate_alerts_suppressed: AtomicU64,
+    /// Aggregate owners: rule alerts produced.
+    pub aggregate_alerts_out: AtomicU64,
+    /// Aggregate owners: aggregates partitions currently owned (gauge).
+    pub aggregate_partitions: AtomicU64,
 }
 
 impl ProcessorStats {
@@ -124,6 +161,61 @@ impl ProcessorStats {
                     &self.offset_commit_failures,
                     "counter",
                 ),
+                (
+                    "sluice_processor_partials_out_total",
+                    &self.partials_out,
+                    "counter",
+                ),
+                (
+                    "sluice_processor_progress_out_total",
+                    &self.progress_out,
+                    "counter",
+                ),
+                (
+                    "sluice_aggregate_partials_merged_total",
+                    &self.aggregate_merged,
+                    "counter",
+                ),
+                (
+                    "sluice_aggregate_partials_duplicate_total",
+                    &self.aggregate_duplicates,
+                    "counter",
+                ),
+                (
+                    "sluice_aggregate_partials_superseded_total",
+                    &self.aggregate_superseded,
+                    "counter",
+                ),
+                (
+                    "sluice_aggregate_partials_late_total",
+                    &self.aggregate_late,
+                    "counter",
+                ),
+                (
+                    "sluice_aggregate_partials_rejected_total",
+                    &self.aggregate_rejected,
+                    "counter",
+                ),
+                (
+                    "sluice_aggregate_buckets_evaluated_total",
+                    &self.aggregate_buckets,
+                    "counter",
+                ),
+                (
+                    "sluice_aggregate_alerts_suppressed_total",
+                    &self.aggregate_alerts_suppressed,
+                    "counter",
+                ),
+                (
+                    "sluice_aggregate_alerts_out_total",
+                    &self.aggregate_alerts_out,
+                    "counter",
+                ),
+                (
+                    "sluice_aggregate_partitions",
+                    &self.aggregate_partitions,
+                    "gauge",
+                ),
             ],
         );
     }
@@ -135,6 +227,17 @@ enum Output {
     Input(InputRef),
     /// An alert; not tied to an input offset.
     Alert,
+    /// A rule partial; ordered before its bucket's progress markers, which vouch for it.
+    Partial,
+    /// One of the progress markers of raw partition `partition` through bucket `through`:
+    /// when the last of them (`remaining`) is acknowledged, the bucket's events may be
+    /// committed.
+    Progress {
+        partition: i32,
+        epoch: u64,
+        through: Option<i64>,
+        remaining: Arc<AtomicUsize>,
+    },
 }
 
 struct OutputContext {
@@ -154,13 +257,32 @@ impl ProducerContext for OutputContext {
                     self.stats.outputs_acked.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            (Ok(_), Output::Alert) => {}
+            (Ok(_), Output::Alert | Output::Partial) => {}
+            (
+                Ok(_),
+                Output::Progress {
+                    partition,
+                    epoch,
+                    through,
+                    remaining,
+                },
+            ) => {
+                if remaining.fetch_sub(1, Ordering::AcqRel) == 1
+                    && let Some(through) = through
+                {
+                    lock(&self.tracker).release(partition, epoch, through);
+                }
+            }
             (Err((err, _)), output) => {
                 let n = self.stats.delivery_failures.fetch_add(1, Ordering::Relaxed);
                 if n.is_power_of_two() {
                     let input = match output {
                         Output::Input(i) => format!("{}@{}", i.partition, i.offset),
                         Output::Alert => "alert".into(),
+                        Output::Partial => "rule partial".into(),
+                        Output::Progress { partition, .. } => {
+                            format!("progress of raw partition {partition}")
+                        }
                     };
                     tracing::error!(error = %err, input = %input, failures = n + 1,
                         "processor output not delivered; its input is not committed and replays");
@@ -268,6 +390,7 @@ fn lock(tracker: &Mutex<OffsetTracker>) -> MutexGuard<'_, OffsetTracker> {
 /// behaves like a crash: nothing more is committed, queued outputs are purged.
 pub struct Processor {
     thread: Option<JoinHandle<anyhow::Result<()>>>,
+    owner: Option<OwnerThread>,
     stop: Arc<AtomicBool>,
     crash: Arc<AtomicBool>,
     stats: Arc<ProcessorStats>,
@@ -283,11 +406,32 @@ impl std::fmt::Debug for Processor {
 
 type RawConsumer = BaseConsumer<RebalanceContext>;
 
+/// The rules of one raw partition (one assignment of it), in partial-export mode.
+struct PartitionRules {
+    detector: detect::Detector,
+    epoch: u64,
+    /// Distinguishes this assignment's partials from another's (a replay after a crash).
+    generation: u64,
+    last_message: Instant,
+    idle: bool,
+    /// The (closed bucket, idle) last published as progress.
+    published: Option<(Option<i64>, bool)>,
+}
+
 struct Worker {
     producer: Arc<OutputProducer>,
     tracker: Arc<Mutex<OffsetTracker>>,
     parser: parse::Parser,
+    /// Security detections and the pattern miner over everything this processor consumes
+    /// (no rules).
     detector: detect::Detector,
+    /// The rules config the per-partition detectors are built from.
+    rules_config: detect::DetectConfig,
+    partitions: BTreeMap<i32, PartitionRules>,
+    /// Partitions of the aggregates topic: progress goes to each.
+    aggregate_partitions: i32,
+    /// Random per processor start, so generations differ across restarts.
+    instance: u64,
     kafka: KafkaConfig,
     stop: Arc<AtomicBool>,
     crash: Arc<AtomicBool>,
@@ -311,8 +455,21 @@ impl Processor {
         if let Some(rules) = &config.rules_file {
             detect_config = crate::pipeline::load_rules_file(rules)?;
         }
+        // Validate the whole config once; then split it: the rules run per raw partition
+        // (exported to the aggregate owners), security and patterns over this processor's input.
+        detect::Detector::try_new(&detect_config).context("invalid [detect] config")?;
+        let rules_config = detect::DetectConfig {
+            security_enabled: false,
+            patterns_enabled: false,
+            ..detect_config.clone()
+        };
+        let local_config = detect::DetectConfig {
+            builtin_rules: false,
+            rules: Vec::new(),
+            ..detect_config
+        };
         let detector =
-            detect::Detector::try_new(&detect_config).context("invalid [detect] config")?;
+            detect::Detector::try_new(&local_config).context("invalid [detect] config")?;
         let stats = Arc::new(ProcessorStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let crash = Arc::new(AtomicBool::new(false));
@@ -337,9 +494,17 @@ impl Processor {
                 crash: crash.clone(),
             })
             .context("failed to create the Kafka consumer")?;
+        let aggregate_partitions = topic_partitions(&consumer, &kafka.topics.aggregates)?;
         consumer
             .subscribe(&[&kafka.topics.raw])
             .with_context(|| format!("failed to subscribe to {}", kafka.topics.raw))?;
+        let owner = OwnerThread::start(
+            &kafka,
+            &rules_config,
+            stats.clone(),
+            stop.clone(),
+            crash.clone(),
+        )?;
         let event_headers = OwnedHeaders::new().insert(Header {
             key: HEADER_EVENT_VERSION,
             value: Some(&schemas::LOG_EVENT_VERSION.to_string()),
@@ -349,6 +514,10 @@ impl Processor {
             tracker,
             parser,
             detector,
+            rules_config,
+            partitions: BTreeMap::new(),
+            aggregate_partitions,
+            instance: instance_id(),
             kafka,
             stop: stop.clone(),
             crash: crash.clone(),
@@ -361,6 +530,7 @@ impl Processor {
             .spawn(move || worker.run(&consumer))?;
         Ok(Processor {
             thread: Some(thread),
+            owner: Some(owner),
             stop,
             crash,
             stats,
@@ -377,7 +547,11 @@ impl Processor {
     /// # Errors
     /// That error.
     pub fn check_health(&mut self) -> anyhow::Result<()> {
-        super::check_thread(&mut self.thread, "processor")
+        super::check_thread(&mut self.thread, "processor")?;
+        match &mut self.owner {
+            Some(owner) => owner.check_health(),
+            None => Ok(()),
+        }
     }
 
     /// Stops consuming, waits (bounded) for outstanding outputs, commits what is acknowledged
@@ -387,12 +561,17 @@ impl Processor {
     /// The processor thread failed.
     pub fn shutdown(mut self) -> anyhow::Result<()> {
         self.stop.store(true, Ordering::SeqCst);
-        match self.thread.take() {
+        let processed = match self.thread.take() {
             Some(t) => t
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("the processor thread panicked"))),
             None => Ok(()),
-        }
+        };
+        let owned = match self.owner.take() {
+            Some(owner) => owner.join(),
+            None => Ok(()),
+        };
+        processed.and(owned)
     }
 }
 
@@ -402,7 +581,40 @@ impl Drop for Processor {
             self.crash.store(true, Ordering::SeqCst);
             let _ = t.join();
         }
+        if let Some(owner) = self.owner.take() {
+            self.crash.store(true, Ordering::SeqCst);
+            let _ = owner.join();
+        }
     }
+}
+
+/// The partition count of `topic`.
+pub(super) fn topic_partitions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+) -> anyhow::Result<i32> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+        .with_context(|| format!("failed to read the metadata of {topic}"))?;
+    let n = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map_or(0, |t| t.partitions().len());
+    anyhow::ensure!(n > 0, "topic {topic} has no partitions (does it exist?)");
+    Ok(n as i32)
+}
+
+/// A random-enough id per processor start (no RNG dependency): process id and start time.
+fn instance_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&nanos.to_le_bytes());
+    h.update(&format!("{:?}", std::thread::current().id()).into_bytes());
+    h.digest()
 }
 
 impl Worker {
@@ -424,6 +636,7 @@ impl Worker {
         let max_in_flight = self.kafka.producer.max_in_flight_records;
         let mut alerts = Vec::new();
         let mut last_commit = Instant::now();
+        let mut last_tick = Instant::now();
         loop {
             if self.stop.load(Ordering::SeqCst) || self.crash.load(Ordering::SeqCst) {
                 return Ok(());
@@ -440,10 +653,18 @@ impl Worker {
                 std::thread::sleep(BACKPRESSURE_WAIT);
                 continue;
             }
+            if last_tick.elapsed() >= DETECT_TICK {
+                self.tick(&mut alerts)?;
+                last_tick = Instant::now();
+            }
             match consumer.poll(POLL_WAIT) {
                 None => {
-                    self.detector
-                        .advance_watermark(chrono::Utc::now(), &mut alerts);
+                    if self.kafka.consumer.wall_clock_watermark {
+                        self.detector
+                            .advance_watermark(chrono::Utc::now(), &mut alerts);
+                    }
+                    self.tick(&mut alerts)?;
+                    last_tick = Instant::now();
                 }
                 Some(Err(err)) => {
                     let n = self.stats.consumer_errors.fetch_add(1, Ordering::Relaxed);
@@ -473,6 +694,13 @@ impl Worker {
             Ok(record) => {
                 let mut event = self.parser.parse_record(&record);
                 self.detector.process(&mut event, alerts);
+                let rules = self.rules_for(input)?;
+                rules.detector.process(&mut event, alerts);
+                rules.last_message = Instant::now();
+                rules.idle = false;
+                if let Some(bucket) = rules.detector.last_event_bucket() {
+                    lock(&self.tracker).hold(input, bucket);
+                }
                 self.payload.clear();
                 serde_json::to_writer(&mut self.payload, &event)
                     .context("an event failed to serialize")?;
@@ -483,6 +711,7 @@ impl Worker {
                     .headers(self.event_headers.clone());
                 send(&self.producer, record, &self.crash)?;
                 self.stats.events_out.fetch_add(1, Ordering::Relaxed);
+                self.publish(input.partition)?;
             }
             Err(reason) => {
                 let n = self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
@@ -501,6 +730,129 @@ impl Worker {
                     .headers(headers);
                 send(&self.producer, record, &self.crash)?;
             }
+        }
+        Ok(())
+    }
+
+    /// The rules of `input`'s partition, started afresh for a new assignment of it.
+    fn rules_for(&mut self, input: InputRef) -> anyhow::Result<&mut PartitionRules> {
+        if self
+            .partitions
+            .get(&input.partition)
+            .is_none_or(|r| r.epoch != input.epoch)
+        {
+            let rules = self.new_rules(input.partition, input.epoch)?;
+            self.partitions.insert(input.partition, rules);
+        }
+        self.partitions
+            .get_mut(&input.partition)
+            .ok_or_else(|| anyhow::anyhow!("partition rules just inserted"))
+    }
+
+    fn new_rules(&self, partition: i32, epoch: u64) -> anyhow::Result<PartitionRules> {
+        let detector = detect::Detector::try_new(&self.rules_config)
+            .context("invalid [detect] config")?
+            .exporting_partials();
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(&self.instance.to_le_bytes());
+        h.update(&partition.to_le_bytes());
+        h.update(&epoch.to_le_bytes());
+        Ok(PartitionRules {
+            detector,
+            epoch,
+            generation: h.digest(),
+            last_message: Instant::now(),
+            idle: false,
+            published: None,
+        })
+    }
+
+    /// Follows the assignment, advances idle partitions' event time (wall clock, when on) and
+    /// idleness, and publishes what moved.
+    fn tick(&mut self, alerts: &mut Vec<schemas::Alert>) -> anyhow::Result<()> {
+        let assigned: BTreeMap<i32, u64> = {
+            let tracker = lock(&self.tracker);
+            tracker
+                .partitions()
+                .into_iter()
+                .filter_map(|p| tracker.epoch(p).map(|e| (p, e)))
+                .collect()
+        };
+        self.partitions
+            .retain(|p, r| assigned.get(p).is_some_and(|e| *e == r.epoch));
+        for (&p, &epoch) in &assigned {
+            if !self.partitions.contains_key(&p) {
+                let rules = self.new_rules(p, epoch)?;
+                self.partitions.insert(p, rules);
+            }
+        }
+        let idle_after = Duration::from_millis(self.kafka.consumer.idle_partition_ms);
+        let now = chrono::Utc::now();
+        let partitions: Vec<i32> = self.partitions.keys().copied().collect();
+        for p in partitions {
+            if let Some(rules) = self.partitions.get_mut(&p) {
+                if self.kafka.consumer.wall_clock_watermark {
+                    rules.detector.advance_watermark(now, alerts);
+                }
+                if rules.last_message.elapsed() >= idle_after {
+                    rules.idle = true;
+                }
+            }
+            self.publish(p)?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the closed buckets of partition `p` and then its progress to every
+    /// aggregates partition, when anything moved.
+    fn publish(&mut self, p: i32) -> anyhow::Result<()> {
+        let Some(rules) = self.partitions.get_mut(&p) else {
+            return Ok(());
+        };
+        let partials = rules.detector.take_partials();
+        let closed = rules.detector.closed_bucket();
+        let state = (closed, rules.idle);
+        if partials.is_empty() && rules.published == Some(state) {
+            return Ok(());
+        }
+        rules.published = Some(state);
+        let (generation, epoch) = (rules.generation, rules.epoch);
+        let topic = self.kafka.topics.aggregates.as_str();
+        for partial in partials {
+            let key = partial_key(&partial);
+            let message = AggregateMessage::Partial {
+                raw_partition: p,
+                generation,
+                partial,
+            };
+            let payload = serde_json::to_vec(&message).context("a partial failed to serialize")?;
+            let record = BaseRecord::with_opaque_to(topic, Box::new(Output::Partial))
+                .key(key.as_str())
+                .payload(payload.as_slice());
+            send(&self.producer, record, &self.crash)?;
+            self.stats.partials_out.fetch_add(1, Ordering::Relaxed);
+        }
+        let message = AggregateMessage::Progress {
+            raw_partition: p,
+            generation,
+            closed_bucket: closed,
+            idle: state.1,
+        };
+        let payload = serde_json::to_vec(&message).context("progress failed to serialize")?;
+        let remaining = Arc::new(AtomicUsize::new(self.aggregate_partitions as usize));
+        for q in 0..self.aggregate_partitions {
+            let output = Output::Progress {
+                partition: p,
+                epoch,
+                through: closed,
+                remaining: remaining.clone(),
+            };
+            let record =
+                BaseRecord::<'_, [u8], [u8], Box<Output>>::with_opaque_to(topic, Box::new(output))
+                    .partition(q)
+                    .payload(payload.as_slice());
+            send(&self.producer, record, &self.crash)?;
+            self.stats.progress_out.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
