@@ -655,6 +655,9 @@ const MAX_CARD_SPAN: usize = 23;
 /// Bytes the word-wise skip looks at: four words, so one look rules out the
 /// `SPARSE_WINDOW - MAX_CARD_SPAN + 1` start positions whose whole span lies inside it.
 const SPARSE_WINDOW: usize = 32;
+// Each sparse window rules out the starts whose whole span it holds; sliding by one word
+// is only safe while that covers at least the 8 starts the slide passes.
+const _: () = assert!(SPARSE_WINDOW - MAX_CARD_SPAN + 1 >= 8);
 
 /// How far the byte-wise card scan walks on its own after the word-wise pre-scan found a
 /// dense window: half the window, so a dense run is not re-counted at every step.
