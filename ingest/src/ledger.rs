@@ -28,9 +28,59 @@ struct FileLedger {
     /// (only a joined partial or multi-line record completes after later lines), so inserts
     /// are nearly always at the back and a deque beats a tree here.
     records: VecDeque<Entry>,
+    /// Index just past the last acknowledged record: acknowledgements arrive in emission
+    /// order, so the next one is usually here, and this saves a search per record.
+    ack_hint: usize,
 }
 
 impl FileLedger {
+    /// Adds an emitted record; true when it is newly outstanding.
+    fn register(&mut self, offset: u64, end: u64) -> bool {
+        let entry = Entry {
+            offset,
+            end,
+            acked: false,
+        };
+        if self.records.back().is_none_or(|b| b.offset < offset) {
+            self.records.push_back(entry);
+            return true;
+        }
+        match self.find(offset) {
+            Ok(i) => {
+                // Emitted again (never expected): it is outstanding once more.
+                let was_acked = self.records[i].acked;
+                self.records[i] = entry;
+                was_acked
+            }
+            Err(i) => {
+                self.records.insert(i, entry);
+                true
+            }
+        }
+    }
+
+    /// Acknowledges one record: `None` when unknown, `Some(true)` when it was outstanding,
+    /// `Some(false)` when already acknowledged.
+    fn ack(&mut self, source: &SourceRef) -> Option<bool> {
+        let hinted = self
+            .records
+            .get(self.ack_hint)
+            .is_some_and(|e| e.offset == source.offset);
+        let i = if hinted {
+            self.ack_hint
+        } else {
+            self.find(source.offset).ok()?
+        };
+        self.ack_hint = i + 1;
+        let e = &mut self.records[i];
+        if e.end != source.end_offset {
+            return None;
+        }
+        let newly = !e.acked;
+        e.acked = true;
+        Some(newly)
+    }
+
     /// Position of `offset` (`Err`: where it would be inserted). Looks at the last few
     /// entries first: a record completing late is usually only a few records behind.
     fn find(&self, offset: u64) -> Result<usize, usize> {
@@ -71,49 +121,57 @@ impl Ledger {
     }
 
     /// Registers an emitted record. Called before the record is sent.
+    #[cfg(test)]
     pub(crate) fn register(&mut self, file_id: u64, offset: u64, end_offset: u64) {
+        self.register_many(file_id, [(offset, end_offset)]);
+    }
+
+    /// Registers emitted records `(offset, end_offset)` of one file: one map lookup for the
+    /// whole run instead of one per record.
+    pub(crate) fn register_many(
+        &mut self,
+        file_id: u64,
+        ranges: impl IntoIterator<Item = (u64, u64)>,
+    ) {
         let file = self.files.entry(file_id).or_default();
-        let entry = Entry {
-            offset,
-            end: end_offset,
-            acked: false,
-        };
-        if file.records.back().is_none_or(|b| b.offset < offset) {
-            file.records.push_back(entry);
-            self.unacked += 1;
-            return;
-        }
-        match file.find(offset) {
-            Ok(i) => {
-                // Emitted again (never expected): it is outstanding once more.
-                if file.records[i].acked {
-                    self.unacked += 1;
-                }
-                file.records[i] = entry;
-            }
-            Err(i) => {
-                file.records.insert(i, entry);
+        for (offset, end) in ranges {
+            if file.register(offset, end) {
                 self.unacked += 1;
             }
         }
     }
 
+    #[cfg(test)]
     fn ack_one(&mut self, source: &SourceRef) -> bool {
-        let Some(file) = self.files.get_mut(&source.file_id) else {
-            return false;
-        };
-        let Ok(i) = file.find(source.offset) else {
-            return false;
-        };
-        let e = &mut file.records[i];
-        if e.end != source.end_offset {
-            return false;
+        self.ack_many([source]) == 0
+    }
+
+    /// Marks records acknowledged; returns how many were unknown (wrong file, offset or end).
+    /// Consecutive records of one file share one map lookup.
+    fn ack_many<'a>(&mut self, sources: impl IntoIterator<Item = &'a SourceRef>) -> u64 {
+        let mut unknown = 0;
+        // The file being acknowledged, taken out of the map while its run lasts.
+        let mut current: Option<(u64, FileLedger)> = None;
+        for source in sources {
+            if current.as_ref().map(|(id, _)| *id) != Some(source.file_id) {
+                if let Some((id, file)) = current.take() {
+                    self.files.insert(id, file);
+                }
+                current = self
+                    .files
+                    .remove(&source.file_id)
+                    .map(|file| (source.file_id, file));
+            }
+            match current.as_mut().map(|(_, file)| file.ack(source)) {
+                Some(Some(true)) => self.unacked -= 1,
+                Some(Some(false)) => {}
+                _ => unknown += 1,
+            }
         }
-        if !e.acked {
-            e.acked = true;
-            self.unacked -= 1;
+        if let Some((id, file)) = current {
+            self.files.insert(id, file);
         }
-        true
+        unknown
     }
 
     /// Pops the acknowledged prefix of `file_id` that is safe to checkpoint and returns the new
@@ -139,6 +197,7 @@ impl Ledger {
         }
         let (pop, checkpoint) = safe?;
         file.records.drain(..pop);
+        file.ack_hint = file.ack_hint.saturating_sub(pop);
         if file.records.is_empty() {
             self.files.remove(&file_id);
         }
@@ -170,11 +229,7 @@ impl Acker {
                 Ok(l) => l,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            for source in sources {
-                if !ledger.ack_one(source) {
-                    unknown += 1;
-                }
-            }
+            unknown += ledger.ack_many(sources);
             IngestStats::set(&self.stats.unacked_records, ledger.unacked() as u64);
         }
         IngestStats::add(&self.stats.acks_unknown, unknown);

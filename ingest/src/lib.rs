@@ -44,20 +44,22 @@
 //! Independent of input rate and sink stalls; with `C` the channel capacity chosen by the
 //! caller, `F` the open files (≤ `max_open_files`), and the config values:
 //!
-//! - batches: `(C + 1) × batch_max_bytes` of messages, plus `READ_BUDGET_BYTES` (256 KiB)
-//!   of records being cut into a batch, plus about 0.5 KiB of metadata per record (path and
-//!   pod strings are owned by each `RawRecord`);
+//! - batches: `C + 1` batches, each at most `batch_max_records` records and
+//!   `batch_max_bytes` of messages, plus `READ_BUDGET_BYTES` (256 KiB) of records being cut
+//!   into a batch. A record costs its message plus about 0.6 KiB (the `RawRecord` itself and
+//!   its own copies of the path and pod strings);
 //! - per open file: a read buffer of `read_chunk_bytes` while the file has unread data (freed
 //!   when idle), an over-long line's head of `max_line_bytes + 4 KiB`, and per stream (3) one
 //!   partial line of ≤ `max_line_bytes` and one multi-line record of ≤ `multiline.max_bytes`;
-//! - the acknowledgement ledger: about 64 bytes × `max_unacked_records` (reading pauses when
-//!   that many records are unacknowledged).
+//! - the acknowledgement ledger: 24 bytes × `max_unacked_records`, up to twice that while a
+//!   deque grows (reading pauses when that many records are unacknowledged).
 //!
-//! With the defaults (`C` = 8, 1 MiB batches, 100 000 unacked) that is ~9 MiB of batches and
-//! ~6 MiB of ledger, plus 64 KiB per busy file; the multi-line and partial buffers only fill
-//! for records that really are that long. Measured: 18–21 MiB peak RSS for the whole
-//! `tail_rss` example process (tailer + acknowledging consumer) reading 256 MiB–1 GiB at full
-//! speed (`/usr/bin/time -v target/release/examples/tail_rss 1024 8`).
+//! With the defaults (256-record batches, 100 000 unacked) and `C` = 16 (the embedded
+//! pipeline) that is ~4 MiB of batches of ~350-byte lines and at most ~5 MiB of ledger, plus
+//! 64 KiB per busy file; the multi-line and partial buffers only fill for records that really
+//! are that long. Measured peak RSS of whole processes reading at full speed (figures and
+//! commands in `ingest/README.md`): ~11 MiB for the `tail_rss` example (tailer plus an
+//! acknowledging consumer), ~12 MiB for `benches/src/bin/agent_path` (tailer, parse, NDJSON).
 //!
 //! # Threads
 //! One tailer thread (discovery, reading, assembly, checkpoints) and, when

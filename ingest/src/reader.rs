@@ -41,7 +41,12 @@ pub(crate) struct ReadOutcome {
 #[derive(Debug)]
 pub(crate) struct LineReader {
     src: Src,
+    /// Read buffer. Its length is what was ever zero-filled; only `buf[..filled]` holds file
+    /// data. Keeping it initialised means a read does not clear 64 KiB first (a memset was
+    /// 3% of the tail profile).
     buf: Vec<u8>,
+    /// End of the file data in `buf`.
+    filled: usize,
     /// Start of unconsumed data in `buf`.
     start: usize,
     /// Where the newline search resumes, so a long partial line is never rescanned.
@@ -80,6 +85,7 @@ impl LineReader {
         Ok(LineReader {
             src,
             buf: Vec::new(),
+            filled: 0,
             start: 0,
             scan: 0,
             offset,
@@ -99,7 +105,7 @@ impl LineReader {
 
     /// Bytes read past the last complete line (an unterminated tail).
     pub(crate) fn pending_bytes(&self) -> usize {
-        self.buf.len() - self.start + self.long.as_ref().map_or(0, |(_, h)| h.len())
+        self.filled - self.start + self.long.as_ref().map_or(0, |(_, h)| h.len())
     }
 
     /// Size of the underlying plain file, for truncation checks; `None` for gzip.
@@ -132,7 +138,7 @@ impl LineReader {
         let mut out = ReadOutcome::default();
         loop {
             // Cut every complete line already buffered.
-            while let Some(i) = memchr::memchr(b'\n', &self.buf[self.scan..]) {
+            while let Some(i) = memchr::memchr(b'\n', &self.buf[self.scan..self.filled]) {
                 if out.lines as usize >= line_budget {
                     return Ok(out);
                 }
@@ -157,16 +163,16 @@ impl LineReader {
                 self.start = nl + 1;
                 self.scan = self.start;
             }
-            self.scan = self.buf.len();
+            self.scan = self.filled;
             // An over-long line: keep its head, drop the rest until its newline.
-            let pending = self.buf.len() - self.start;
+            let pending = self.filled - self.start;
             if self.long.is_none() && pending > self.max_phys {
                 let head = self.buf[self.start..self.start + self.max_phys].to_vec();
                 self.long = Some((self.offset, head));
             }
             if self.long.is_some() {
-                self.offset += (self.buf.len() - self.start) as u64;
-                self.buf.clear();
+                self.offset += (self.filled - self.start) as u64;
+                self.filled = 0;
                 self.start = 0;
                 self.scan = 0;
             }
@@ -175,24 +181,20 @@ impl LineReader {
             }
             // Compact, then read another chunk.
             if self.start > 0 {
-                self.buf.drain(..self.start);
+                self.buf.copy_within(self.start..self.filled, 0);
+                self.filled -= self.start;
                 self.scan -= self.start;
                 self.start = 0;
             }
-            let len = self.buf.len();
-            self.buf.resize(len + self.chunk, 0);
+            let len = self.filled;
+            if self.buf.len() < len + self.chunk {
+                self.buf.resize(len + self.chunk, 0);
+            }
             let n = match &mut self.src {
-                Src::Plain(file) => file.read(&mut self.buf[len..]),
-                Src::Gz(dec) => dec.read(&mut self.buf[len..]),
-            };
-            let n = match n {
-                Ok(n) => n,
-                Err(e) => {
-                    self.buf.truncate(len);
-                    return Err(e);
-                }
-            };
-            self.buf.truncate(len + n);
+                Src::Plain(file) => file.read(&mut self.buf[len..len + self.chunk]),
+                Src::Gz(dec) => dec.read(&mut self.buf[len..len + self.chunk]),
+            }?;
+            self.filled = len + n;
             out.bytes += n as u64;
             if n == 0 {
                 out.eof = true;
@@ -200,7 +202,7 @@ impl LineReader {
                     self.drain_tail(&mut f, &mut out);
                 }
                 // Release the chunk-sized buffer of an idle file.
-                if self.buf.is_empty() {
+                if self.filled == 0 {
                     self.buf = Vec::new();
                 }
                 return Ok(out);
@@ -209,7 +211,7 @@ impl LineReader {
     }
 
     fn drain_tail(&mut self, f: &mut impl FnMut(RawLine<'_>), out: &mut ReadOutcome) {
-        let tail_len = self.buf.len() - self.start;
+        let tail_len = self.filled - self.start;
         if let Some((start, head)) = self.long.take() {
             let end = self.offset + tail_len as u64;
             f(RawLine {
@@ -224,7 +226,7 @@ impl LineReader {
             f(RawLine {
                 offset: self.offset,
                 end,
-                bytes: &self.buf[self.start..],
+                bytes: &self.buf[self.start..self.filled],
                 truncated: false,
             });
             self.offset = end;
@@ -232,7 +234,7 @@ impl LineReader {
             return;
         }
         out.lines += 1;
-        self.buf.clear();
+        self.filled = 0;
         self.start = 0;
         self.scan = 0;
     }

@@ -861,10 +861,16 @@ impl Worker {
         }
         let mut counts = LocalCounts::default();
         let mut ledger = lock(&self.ledger);
+        ledger.register_many(id, self.scratch.iter().map(|a| (a.offset, a.end)));
+        IngestStats::set(&self.stats.unacked_records, ledger.unacked() as u64);
+        drop(ledger);
+        self.batch.reserve(self.scratch.len());
         for a in self.scratch.drain(..) {
-            ledger.register(id, a.offset, a.end);
-            let mut errors: Vec<String> =
-                assemble::flag_codes(a.flags).map(str::to_string).collect();
+            let mut errors: Vec<String> = if a.flags == 0 {
+                Vec::new()
+            } else {
+                assemble::flag_codes(a.flags).map(str::to_string).collect()
+            };
             if a.flags & flags::TRUNCATED != 0 {
                 counts.truncated += 1;
             }
@@ -897,8 +903,6 @@ impl Worker {
                 lines: a.lines,
             });
         }
-        IngestStats::set(&self.stats.unacked_records, ledger.unacked() as u64);
-        drop(ledger);
         IngestStats::add(&self.stats.records_emitted, counts.records);
         IngestStats::add(&self.stats.lines_truncated, counts.truncated);
         IngestStats::add(&self.stats.invalid_utf8, counts.invalid_utf8);
