@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 use schemas::LogEvent;
 use serde::{Deserialize, Serialize};
+use tantivy::indexer::UserOperation;
 use tantivy::{Index, IndexWriter, TantivyDocument, Term};
 
 use crate::IndexError;
@@ -31,6 +32,11 @@ use crate::search::Searcher;
 
 /// Version of the commit payload layout.
 const PAYLOAD_VERSION: u32 = 1;
+/// Operations handed to tantivy's indexing threads at once. Each hand-over is a channel send
+/// that wakes a sleeping indexing thread (a futex syscall); one per document was ~6% of
+/// indexing CPU. 256 documents (~0.5 MB) keep both threads fed and the wake-ups negligible,
+/// while a commit waits for at most one partial batch per day.
+const SEND_BATCH_OPS: usize = 256;
 
 /// What a day partition's commit payload records.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -94,6 +100,9 @@ pub struct StoreStats {
 /// An open writer on one day partition.
 struct DayWriter {
     writer: IndexWriter<TantivyDocument>,
+    /// Operations staged but not yet handed to the indexing threads (at most
+    /// [`SEND_BATCH_OPS`]); [`DayWriter::send`] hands them over in order.
+    batch: Vec<UserOperation<TantivyDocument>>,
     /// High-water marks durable in this partition's last commit.
     committed_hw: HashMap<u64, u64>,
     /// High-water marks of records staged since.
@@ -102,6 +111,26 @@ struct DayWriter {
     pending_docs: u64,
     /// [`Store::tick`] value of the last add, for least-recently-used eviction.
     last_used: u64,
+}
+
+impl DayWriter {
+    /// Hands the staged operations to the indexing threads, in order, as one batch.
+    fn send(&mut self) -> Result<(), tantivy::TantivyError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.writer.run(self.batch.drain(..))?;
+        Ok(())
+    }
+
+    /// Stages `op`, handing the batch over once it is full.
+    fn push(&mut self, op: UserOperation<TantivyDocument>) -> Result<(), tantivy::TantivyError> {
+        self.batch.push(op);
+        if self.batch.len() >= SEND_BATCH_OPS {
+            self.send()?;
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for DayWriter {
@@ -208,8 +237,11 @@ impl Store {
             }
         } else if !event.event.id.is_empty() {
             day_writer
-                .writer
-                .delete_term(Term::from_field_text(event_id_field, &event.event.id));
+                .push(UserOperation::Delete(Term::from_field_text(
+                    event_id_field,
+                    &event.event.id,
+                )))
+                .map_err(|e| IndexError::tantivy(partition::day_name(day), e))?;
         }
 
         self.json_buf.clear();
@@ -226,8 +258,7 @@ impl Store {
             .get_mut(&day)
             .ok_or_else(|| IndexError::Internal("day writer vanished".into()))?;
         day_writer
-            .writer
-            .add_document(doc)
+            .push(UserOperation::Add(doc))
             .map_err(|e| IndexError::tantivy(partition::day_name(day), e))?;
         if lane != 0 {
             day_writer.pending_hw.insert(lane, offset);
@@ -397,6 +428,7 @@ impl Store {
             .map_err(|e| IndexError::tantivy(&name, e))?;
         Ok(DayWriter {
             writer,
+            batch: Vec::with_capacity(SEND_BATCH_OPS),
             committed_hw,
             pending_hw: HashMap::new(),
             pending_docs: 0,
@@ -424,6 +456,7 @@ impl Store {
         };
         let payload = serde_json::to_string(&payload)
             .map_err(|e| tantivy::TantivyError::InternalError(format!("payload: {e}")))?;
+        w.send()?;
         let mut prepared = w.writer.prepare_commit()?;
         prepared.set_payload(&payload);
         prepared.commit()?;
