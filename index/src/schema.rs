@@ -59,6 +59,14 @@ pub const RANGE_ONLY_FIELDS: &[&str] = &[
     fields::SLUICE_SOURCE_END_OFFSET,
 ];
 
+/// Fields kept only in `_source`: present in the schema (so a query naming them gets a clear
+/// "not searchable" error rather than "unknown field") but neither indexed nor columnar.
+/// `event.original` is the raw line of a parsed access log: indexing it as full text tokenized
+/// every access line twice (its parts are already in `message`, `url.*`, `client.ip`,
+/// `user_agent.original`, `http.*`), which was the largest share of postings work while no search
+/// needs it. Searches still return it in the event.
+pub const SOURCE_ONLY_FIELDS: &[&str] = &[fields::EVENT_ORIGINAL];
+
 /// `sluice.source.*` numbers are u64 in the event; every other `Long` fits i64.
 const U64_FIELDS: &[&str] = &[
     fields::SLUICE_SOURCE_FILE_ID,
@@ -255,7 +263,9 @@ impl LogSchema {
         let mut timestamp = None;
         let mut event_id = None;
         for def in fields::FIELDS {
+            let source_only = SOURCE_ONLY_FIELDS.contains(&def.name);
             let field = match def.kind {
+                _ if source_only => builder.add_text_field(def.name, TextOptions::default()),
                 FieldKind::Date => builder.add_date_field(def.name, date_options(def.name)),
                 FieldKind::Text => builder.add_text_field(def.name, text_options()),
                 FieldKind::Keyword | FieldKind::Ip => {
@@ -283,6 +293,8 @@ impl LogSchema {
                 event_id = Some(field);
             }
             match ACCESSORS.iter().find(|(name, _)| *name == def.name) {
+                // Its value is in `_source`; copying it into the document would be dead work.
+                Some(_) if source_only => {}
                 Some((_, accessor)) => mapped.push((field, def.kind, *accessor)),
                 None => debug_assert!(false, "no accessor for field {}", def.name),
             }

@@ -26,7 +26,9 @@ use tantivy::{DocId, IndexReader, ReloadPolicy, SegmentReader, TantivyDocument, 
 
 use crate::IndexError;
 use crate::partition;
-use crate::schema::{LOG_TOKENIZER, LogSchema, SOURCE_FIELD, TIEBREAK_FIELD, log_tokenizer};
+use crate::schema::{
+    LOG_TOKENIZER, LogSchema, SOURCE_FIELD, SOURCE_ONLY_FIELDS, TIEBREAK_FIELD, log_tokenizer,
+};
 
 /// Default page size.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -262,6 +264,15 @@ impl Searcher {
                     .parser
                     .parse_query(&format!("* {text}"))
                     .map_err(|e| IndexError::BadRequest(format!("invalid query {text:?}: {e}")))?,
+                Err(QueryParserError::FieldNotIndexed(field))
+                    if SOURCE_ONLY_FIELDS.contains(&field.as_str()) =>
+                {
+                    return Err(IndexError::BadRequest(format!(
+                        "invalid query {text:?}: field {field} is not searchable; it is kept in \
+                         the event source only (search message, url.*, client.ip or http.* \
+                         instead)"
+                    )));
+                }
                 Err(QueryParserError::FieldNotIndexed(field)) => {
                     return Err(IndexError::BadRequest(format!(
                         "invalid query {text:?}: field {field} can only be searched by range, \

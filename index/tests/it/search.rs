@@ -257,3 +257,48 @@ fn searcher_open_fails_for_a_missing_data_dir() {
         Err(IndexError::Io { .. })
     ));
 }
+
+/// `event.original` is kept in the source only (indexing the raw access line tokenized every
+/// such line twice): a query on it is a clear bad request, and searches still return it.
+#[test]
+fn event_original_is_returned_but_not_searchable() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut store = Store::open(&config(dir.path()))?;
+    let mut events = dataset(midnight_days_ago(1));
+    events.truncate(3);
+    for (i, ev) in events.iter_mut().enumerate() {
+        ev.event.original = Some(format!("10.0.0.{i} - - \"GET /raw/zebra{i} HTTP/1.1\" 200"));
+    }
+    add_all(&mut store, &events)?;
+    store.commit()?;
+    let s = store.searcher();
+    match s.search(&SearchRequest {
+        query: "event.original:zebra1".into(),
+        ..SearchRequest::default()
+    }) {
+        Err(IndexError::BadRequest(msg)) => assert!(msg.contains("not searchable"), "{msg}"),
+        other => return Err(format!("expected BadRequest, got {other:?}").into()),
+    }
+    assert_eq!(
+        count(&s, "zebra1")?,
+        0,
+        "bare terms do not reach event.original"
+    );
+    let page = s.search(&SearchRequest {
+        query: "*".into(),
+        ..SearchRequest::default()
+    })?;
+    let mut originals: Vec<String> = page
+        .events
+        .iter()
+        .filter_map(|e| e.event.original.clone())
+        .collect();
+    originals.sort();
+    let mut expected: Vec<String> = events
+        .iter()
+        .filter_map(|e| e.event.original.clone())
+        .collect();
+    expected.sort();
+    assert_eq!(originals, expected);
+    Ok(())
+}
