@@ -27,9 +27,9 @@
 //! ```
 //! use detect::patterns::{PatternConfig, PatternMiner};
 //! let mut miner = PatternMiner::try_new(&PatternConfig::default()).expect("default config is valid");
-//! miner.assign("user alice logged in from 10.0.0.1");
-//! let m = miner.assign("user bob logged in from 10.0.0.2");
-//! assert_eq!(m.template, "user <*> logged in from <*>");
+//! miner.assign("login of alice from 10.0.0.1");
+//! let m = miner.assign("login of bob from 10.0.0.2");
+//! assert_eq!(m.template, "login of <*> from <*>");
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
@@ -545,14 +545,37 @@ impl PatternMiner {
     fn assign_slow(&mut self, masked: &str) -> (usize, bool) {
         let tokens: Vec<&str> = masked.split(' ').collect();
         let mut best: Option<(usize, f64)> = None;
+        // Similar templates held apart only because their second word differs.
+        let mut blocked: Vec<(usize, f64)> = Vec::new();
         if let Some(candidates) = self.by_len.get(&bucket_key(&tokens)) {
             for &ci in candidates {
-                let sim = similarity(&self.clusters[ci as usize].tokens, &tokens);
-                if sim >= self.config.similarity_threshold
-                    && best.is_none_or(|(_, best_sim)| sim > best_sim)
-                {
+                let ct = &self.clusters[ci as usize].tokens;
+                let sim = similarity(ct, &tokens);
+                if sim < self.config.similarity_threshold {
+                    continue;
+                }
+                if second_words_differ(ct, &tokens) {
+                    blocked.push((ci as usize, sim));
+                } else if best.is_none_or(|(_, best_sim)| sim > best_sim) {
                     best = Some((ci as usize, sim));
                 }
+            }
+        }
+        let mut absorb = Vec::new();
+        if best.is_none() && !blocked.is_empty() {
+            // The second word takes more values than a keyword does: it is a variable. The
+            // message joins the most similar sibling and the others are folded into it.
+            let mut words: Vec<&str> = blocked
+                .iter()
+                .map(|&(ci, _)| self.clusters[ci].tokens[1].as_str())
+                .collect();
+            words.push(tokens[1]);
+            words.sort_unstable();
+            words.dedup();
+            if words.len() > MAX_SECOND_WORDS {
+                blocked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                best = Some(blocked[0]);
+                absorb = blocked[1..].iter().map(|&(ci, _)| ci).collect();
             }
         }
         if let Some((idx, _)) = best {
@@ -577,6 +600,9 @@ impl PatternMiner {
             let c = &mut self.clusters[idx];
             c.count += 1;
             c.last_seen = self.seq;
+            if !absorb.is_empty() {
+                return (self.absorb_siblings(idx, &absorb), false);
+            }
             return (idx, false);
         }
         let key = shape_key(&tokens);
@@ -601,6 +627,51 @@ impl PatternMiner {
         self.by_shape.insert(key, idx as u32);
         self.clusters.push(c);
         (idx, true)
+    }
+
+    /// Fold the clusters `others` into cluster `target` where they are similar to it (their
+    /// tokens merged into its template, their counts added), drop them and rebuild the indexes.
+    /// Returns the new index of `target`.
+    fn absorb_siblings(&mut self, target: usize, others: &[usize]) -> usize {
+        let mut dead = vec![false; self.clusters.len()];
+        for &o in others {
+            if o == target {
+                continue;
+            }
+            let other_tokens: Vec<&str> =
+                self.clusters[o].tokens.iter().map(String::as_str).collect();
+            if similarity(&self.clusters[target].tokens, &other_tokens)
+                < self.config.similarity_threshold
+            {
+                continue;
+            }
+            let merged: Vec<String> = self.clusters[target]
+                .tokens
+                .iter()
+                .zip(&other_tokens)
+                .map(|(t, m)| if t == m { t.clone() } else { merge_token(t, m) })
+                .collect();
+            let other = self.clusters[o].clone();
+            let t = &mut self.clusters[target];
+            t.tokens = merged;
+            t.count += other.count;
+            t.window_count += other.window_count;
+            t.baseline += other.baseline;
+            t.windows_seen = t.windows_seen.max(other.windows_seen);
+            t.error_seen |= other.error_seen;
+            t.spike_active |= other.spike_active;
+            t.last_seen = t.last_seen.max(other.last_seen);
+            dead[o] = true;
+        }
+        self.clusters[target].retemplate();
+        let new_index = target - dead[..target].iter().filter(|&&d| d).count();
+        let mut i = 0;
+        self.clusters.retain(|_| {
+            i += 1;
+            !dead[i - 1]
+        });
+        self.rebuild_index();
+        new_index
     }
 
     /// Generalise cluster `idx` with a message of the same shape but another token count: each
@@ -716,6 +787,24 @@ fn bucket_key<S: AsRef<str>>(tokens: &[S]) -> (usize, u64) {
         xxhash_rust::xxh3::xxh3_64(first.as_bytes()) | 1
     };
     (tokens.len(), class)
+}
+
+/// Most distinct words the second token of similar templates may take before it is taken for
+/// a variable. Below it the word names the event, as in Drain's second tree level (`Failed
+/// password ...` / `Failed none ...`, `stored as values` / `stored as bytes` further on is the
+/// similarity's job); above it the word is a value (`user alice ...`, `user bob ...`), and the
+/// siblings are folded into one template.
+const MAX_SECOND_WORDS: usize = 4;
+
+/// True when both sequences have a second token, both are constants, and they differ.
+fn second_words_differ<S: AsRef<str>>(template: &[S], tokens: &[&str]) -> bool {
+    match (template.get(1), tokens.get(1)) {
+        (Some(a), Some(b)) => {
+            let a = a.as_ref();
+            a != *b && !a.contains(WILDCARD) && !b.contains(WILDCARD)
+        }
+        _ => false,
+    }
 }
 
 /// Unit words that belong to the number before them (`815 bytes`, `1.13 KB`, `3 sec`): a
@@ -1340,6 +1429,45 @@ mod tests {
         assert_eq!(masked("on port 55904."), "on port <*>.");
         assert_eq!(masked("mapped to ffff3000."), "mapped to <*>.");
         assert_eq!(masked("allocate /a/part-00590. now"), "allocate <*> now");
+    }
+
+    #[test]
+    fn second_word_names_the_event_until_it_takes_many_values() -> Result<(), PatternError> {
+        let mut m = PatternMiner::try_new(&PatternConfig::default())?;
+        m.assign("Failed password for invalid user x from 1.2.3.4 port 22 ssh2");
+        let none = m
+            .assign("Failed none for invalid user y from 1.2.3.5 port 23 ssh2")
+            .template
+            .to_string();
+        assert_eq!(
+            none,
+            "Failed none for invalid user y from <*> port <*> ssh2"
+        );
+        let password = m.assign("Failed password for invalid user z from 1.2.3.6 port 24 ssh2");
+        assert_eq!(
+            password.template, "Failed password for invalid user <*> from <*> port <*> ssh2",
+            "a keyword in second place names another event"
+        );
+        // Five distinct second words are values, not keywords: one template.
+        for user in ["alice", "bob", "carol", "dave", "erin"] {
+            m.assign(&format!("user {user} logged in from 10.0.0.1"));
+        }
+        let before = m.len();
+        let t = m.assign("user frank logged in from 10.0.0.9");
+        assert_eq!(t.template, "user <*> logged in from <*>");
+        assert!(!t.is_new);
+        assert_eq!(m.len(), before);
+        assert_eq!(
+            m.templates().filter(|t| t.1.starts_with("user ")).count(),
+            1
+        );
+        let total: u64 = m
+            .templates()
+            .filter(|t| t.1.starts_with("user "))
+            .map(|t| t.2)
+            .sum();
+        assert_eq!(total, 6, "the folded templates keep their counts");
+        Ok(())
     }
 
     #[test]
