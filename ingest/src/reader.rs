@@ -116,6 +116,20 @@ impl LineReader {
         }
     }
 
+    /// Fills `buf` from offset 0 of the underlying plain file without moving the read
+    /// position. False when the file is shorter than `buf` or gzip.
+    pub(crate) fn read_head(&self, buf: &mut [u8]) -> io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        match &self.src {
+            Src::Plain(f) => match f.read_exact_at(buf, 0) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+                Err(e) => Err(e),
+            },
+            Src::Gz(_) => Ok(false),
+        }
+    }
+
     /// Time since the underlying plain file was last modified; `None` for gzip or when the
     /// clock or file system cannot tell.
     pub(crate) fn modified_age(&self) -> Option<std::time::Duration> {

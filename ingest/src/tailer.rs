@@ -400,6 +400,24 @@ fn same_identity(t: &Tracked) -> bool {
     }
 }
 
+/// True unless the tracked plain file's first `fp_len` bytes provably changed: read from the
+/// open descriptor (the path may already name another file), hashed like its id.
+fn head_matches(t: &Tracked) -> bool {
+    let mut buf = [0u8; discovery::FINGERPRINT_MAX_BYTES];
+    let Ok(n) = usize::try_from(t.fp_len) else {
+        return true;
+    };
+    let Some(head) = buf.get_mut(..n) else {
+        return true;
+    };
+    match t.reader.read_head(head) {
+        Ok(true) => discovery::file_id(&t.dir_key, head) == t.id,
+        Ok(false) => t.gz,
+        // An unreadable head says nothing about the content; the read reports real errors.
+        Err(_) => true,
+    }
+}
+
 impl Worker {
     fn run(mut self, graceful: &AtomicBool) -> Result<(), IngestError> {
         let poll = Duration::from_millis(self.cfg.poll_interval_ms);
@@ -715,10 +733,13 @@ impl Worker {
             t.service = s;
             t.meta_gen = gen_now;
         }
-        // copytruncate: the file shrank below what we consumed.
+        // copytruncate: the file shrank below what we consumed, or (when the tailer was slow
+        // to come back) it was truncated and has grown past that again: its first bytes are
+        // no longer the ones it was identified by. Checked only when there is new data, so
+        // an idle file costs no extra read.
         let consumed = t.reader.position() + t.reader.pending_bytes() as u64;
         if let Ok(Some(len)) = t.reader.file_len()
-            && (len < consumed || len < t.fp_len)
+            && (len < consumed || len < t.fp_len || (len > consumed && !head_matches(t)))
         {
             IngestStats::add(&self.stats.truncations, 1);
             tracing::info!(path = %t.path.display(), size = len, offset = consumed, "file truncated in place (copytruncate)");

@@ -1,5 +1,6 @@
 //! Integration tests of the `ingest` crate: one binary, one module per area.
 
+mod copytruncate;
 mod decode;
 mod harness;
 mod kube;
