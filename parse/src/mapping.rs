@@ -987,12 +987,11 @@ pub(crate) fn client_ip(v: &str) -> Option<&str> {
     // colon nothing parses as a bare address, so it can only be `IPv4:port`.
     let b = first.as_bytes();
     match memchr::memchr(b':', b) {
-        None => return first.parse::<std::net::Ipv4Addr>().is_ok().then_some(first),
+        None => return is_ipv4(b).then_some(first),
         Some(i) if memchr::memchr(b':', &b[i + 1..]).is_none() => {
             let (host, port) = (&first[..i], &b[i + 1..]);
-            return (port.iter().all(u8::is_ascii_digit)
-                && host.parse::<std::net::Ipv4Addr>().is_ok())
-            .then_some(host);
+            return (port.iter().all(u8::is_ascii_digit) && is_ipv4(host.as_bytes()))
+                .then_some(host);
         }
         Some(_) => {}
     }
@@ -1008,9 +1007,38 @@ pub(crate) fn client_ip(v: &str) -> Option<&str> {
         .then_some(host)
 }
 
+/// Whether `b` is a dotted-quad IPv4 address exactly as `Ipv4Addr::from_str` reads one
+/// (four decimal octets up to 255, no leading zeros), without its general parser.
+fn is_ipv4(b: &[u8]) -> bool {
+    let mut octets = 0;
+    for part in b.split(|c| *c == b'.') {
+        octets += 1;
+        let ok = match part {
+            [d] => d.is_ascii_digit(),
+            [b'1'..=b'9', d] => d.is_ascii_digit(),
+            [b'1', d, e] => d.is_ascii_digit() && e.is_ascii_digit(),
+            [b'2', b'0'..=b'4', e] => e.is_ascii_digit(),
+            [b'2', b'5', b'0'..=b'5'] => true,
+            _ => false,
+        };
+        if !ok || octets > 4 {
+            return false;
+        }
+    }
+    octets == 4
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The hand-written IPv4 check agrees with the standard library's parser.
+        #[test]
+        fn is_ipv4_agrees_with_std(s in "[0-9.]{0,16}|(25[0-9]|2[0-9][0-9]|[0-9]{1,3})(\\.[0-9]{1,4}){0,4}") {
+            proptest::prop_assert_eq!(is_ipv4(s.as_bytes()), s.parse::<std::net::Ipv4Addr>().is_ok(), "{}", s);
+        }
+    }
 
     #[test]
     fn key_normalization_meets_variants() {

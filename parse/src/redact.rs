@@ -514,27 +514,27 @@ fn redact_cards(s: &str, kinds: &mut Kinds) -> Option<String> {
     redact_cards_with(s, kinds, true)
 }
 
-/// [`redact_cards`]; `sparse_skip` off leaves only the byte-wise skip, which tests use as
-/// the reference the word-wise skip must agree with.
-fn redact_cards_with(s: &str, kinds: &mut Kinds, sparse_skip: bool) -> Option<String> {
+/// [`redact_cards`]; `word_skip` off leaves only the byte-wise skip, which tests use as the
+/// reference the word-wise pre-scan must agree with.
+fn redact_cards_with(s: &str, kinds: &mut Kinds, word_skip: bool) -> Option<String> {
     let b = s.as_bytes();
     let json_like = s.trim_start().starts_with('{');
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut i = 0;
-    // Where the word-wise pre-scan may look again after it found digits nearby; until
-    // then the byte-wise scan below walks through them.
-    let mut sparse_from = if sparse_skip { 0 } else { usize::MAX };
+    // Where the word-wise pre-scan may look again: past the stretch it last pointed at,
+    // the byte-wise scan below walks through that stretch itself.
+    let mut skip_from = if word_skip { 0 } else { usize::MAX };
     while i < b.len() {
         if CARD_CLASS[usize::from(b[i])] != 1 {
-            if i >= sparse_from {
-                match sparse_digits_skip(b, i) {
-                    SparseSkip::Ahead(n) => {
-                        i += n;
+            if i >= skip_from {
+                match next_card_stretch(b, i) {
+                    None => break,
+                    Some(s) if s > i => {
+                        i = s;
                         continue;
                     }
-                    SparseSkip::NoCardLeft => break,
-                    SparseSkip::Dense => sparse_from = i + DENSE_STRETCH,
+                    Some(_) => skip_from = i + 1,
                 }
             }
             // Skip ahead (Horspool-style): a card spans at least 13 card bytes (digits and
@@ -650,93 +650,54 @@ const TOKEN_BYTE: [bool; 256] = {
     t
 };
 
-/// Widest span a card number can cover: 19 digits in groups of four with 4 separators.
-const MAX_CARD_SPAN: usize = 23;
-/// Bytes the word-wise skip looks at: four words, so one look rules out the
-/// `SPARSE_WINDOW - MAX_CARD_SPAN + 1` start positions whose whole span lies inside it.
-const SPARSE_WINDOW: usize = 32;
-// Each sparse window rules out the starts whose whole span it holds; sliding by one word
-// is only safe while that covers at least the 8 starts the slide passes.
-const _: () = assert!(SPARSE_WINDOW - MAX_CARD_SPAN + 1 >= 8);
-
-/// How far the byte-wise card scan walks on its own after the word-wise pre-scan found a
-/// dense window: half the window, so a dense run is not re-counted at every step.
-const DENSE_STRETCH: usize = SPARSE_WINDOW / 2;
-
-/// What the word-wise card pre-scan says about the bytes from a position.
-enum SparseSkip {
-    /// No card can start in the next `n` positions (n > 0).
-    Ahead(usize),
-    /// Fewer than 13 digits remain in the whole text: no card can start anywhere after.
-    NoCardLeft,
-    /// Enough digits nearby that the byte-wise scan must look.
-    Dense,
-}
-
-/// Counts digits 8 bytes at a time: a card needs 13 digits within 23 bytes, so a 32-byte
-/// window holding fewer rules out every start position whose span it contains. The window
-/// slides a word at a time, so ordinary text (letters, punctuation, short numbers) costs a
-/// few instructions per 8 bytes.
-fn sparse_digits_skip(b: &[u8], at: usize) -> SparseSkip {
-    const WORDS: usize = SPARSE_WINDOW / 8;
+/// Where the byte-wise card scan must next look, from `at`: the first position at or
+/// after `at` that starts 13 consecutive card bytes (digits, spaces, dashes), or `None`
+/// when there is none. Every card starts such a stretch (13 digits at least, separators
+/// only between groups), and the byte-wise scan would walk to exactly that position, so
+/// everything before it is passed over. Classifies 16 bytes at a time, so ordinary text,
+/// timestamps and addresses (`:` and `.` break the stretch) cost a few instructions per
+/// block.
+fn next_card_stretch(b: &[u8], at: usize) -> Option<usize> {
+    const MIN: usize = MIN_CARD_SPAN;
+    // Card bytes immediately before `pos`, counted from `at`.
+    let mut run = 0usize;
     let mut pos = at;
-    let mut lanes = [0u64; WORDS];
-    for (k, lane) in lanes.iter_mut().enumerate() {
-        match b.get(pos + 8 * k..pos + 8 * k + 8) {
-            Some(w) => *lane = digit_lanes(w),
-            None => return tail_skip(b, at, pos),
+    while let Some(block) = b.get(pos..pos + 16) {
+        let non_card = non_card_mask(block);
+        let lead = non_card.trailing_zeros() as usize;
+        if run + lead >= MIN {
+            return Some(pos - run);
         }
+        run = if non_card == 0 {
+            run + 16
+        } else {
+            non_card.leading_zeros() as usize
+        };
+        pos += 16;
     }
-    loop {
-        if lane_sum(lanes[0] + lanes[1] + lanes[2] + lanes[3]) >= *CARD_DIGITS.start() {
-            break;
-        }
-        // Starts pos..=pos+9 are ruled out; slide by a word (the rest stay covered).
-        pos += 8;
-        let next = pos + SPARSE_WINDOW - 8;
-        match b.get(next..next + 8) {
-            Some(w) => {
-                lanes = [lanes[1], lanes[2], lanes[3], digit_lanes(w)];
+    for (k, &c) in b.get(pos..).unwrap_or_default().iter().enumerate() {
+        if CARD_CLASS[usize::from(c)] == 0 {
+            run = 0;
+        } else {
+            run += 1;
+            if run >= MIN {
+                return Some(pos + k + 1 - run);
             }
-            None => return tail_skip(b, at, pos),
         }
     }
-    if pos == at {
-        SparseSkip::Dense
-    } else {
-        SparseSkip::Ahead(pos - at)
+    None
+}
+
+/// Bit k set where byte k of the 16-byte `block` is not a card byte (digit, space or
+/// dash). Branch-free over a fixed-size block, so it compiles to SIMD compares and a
+/// byte mask.
+fn non_card_mask(block: &[u8]) -> u16 {
+    let mut card = 0u16;
+    for (k, &c) in block.iter().take(16).enumerate() {
+        let is_card = (c.wrapping_sub(b'0') < 10) | (c == b' ') | (c == b'-');
+        card |= u16::from(is_card) << k;
     }
-}
-
-/// The last window: fewer than 13 digits left means no card anywhere after `pos`.
-fn tail_skip(b: &[u8], at: usize, pos: usize) -> SparseSkip {
-    let tail = b.get(pos..).unwrap_or_default();
-    if tail.iter().filter(|c| c.is_ascii_digit()).count() < *CARD_DIGITS.start() {
-        SparseSkip::NoCardLeft
-    } else if pos == at {
-        SparseSkip::Dense
-    } else {
-        SparseSkip::Ahead(pos - at)
-    }
-}
-
-/// One byte lane per input byte, 1 where the byte is an ASCII digit (SWAR): byte `c` is a
-/// digit when `c ^ 0x30` is below 10, tested without carries crossing between bytes.
-fn digit_lanes(w: &[u8]) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const ZEROS: u64 = 0x3030_3030_3030_3030;
-    // 0x76 + t carries into bit 7 exactly when the low 7 bits of t are 10 or more.
-    const TO_TEN: u64 = 0x7676_7676_7676_7676;
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(w);
-    let t = u64::from_le_bytes(bytes) ^ ZEROS;
-    (!(((t & LOW7) + TO_TEN) | t) & HIGH) >> 7
-}
-
-/// Sum of the byte lanes (each lane at most 8 here, so the total fits in the top byte).
-fn lane_sum(lanes: u64) -> usize {
-    (lanes.wrapping_mul(0x0101_0101_0101_0101) >> 56) as usize
+    !card
 }
 
 fn luhn(digits_and_seps: &[u8]) -> bool {
@@ -939,11 +900,11 @@ mod tests {
     ];
 
     proptest::proptest! {
-        /// The word-wise skip only passes over positions where no card can start: on any
+        /// The word-wise pre-scan only passes over positions where no card can start: on any
         /// mix of cards, near misses and separators it redacts exactly what the byte-wise
         /// scan redacts.
         #[test]
-        fn sparse_skip_agrees_with_bytewise_scan(
+        fn word_skip_agrees_with_bytewise_scan(
             parts in proptest::collection::vec(proptest::sample::select(SOUP), 0..40)
         ) {
             let text: String = parts.concat();
@@ -956,23 +917,19 @@ mod tests {
     }
 
     #[test]
-    fn sparse_skip_passes_text_and_stops_at_digits() {
+    fn card_stretch_is_found_past_text_times_and_addresses() {
         let text = format!("{} 4111111111111111", "x".repeat(64));
-        // Slides word by word until the card's digits enter the window.
-        match sparse_digits_skip(text.as_bytes(), 0) {
-            SparseSkip::Ahead(n) => assert!((40..=65).contains(&n), "{n}"),
-            _ => panic!("text before the card must be skipped"),
-        }
-        assert!(matches!(
-            sparse_digits_skip(text.as_bytes(), 60),
-            SparseSkip::Dense
-        ));
-        assert!(matches!(
-            sparse_digits_skip(b"id 12345 ok", 0),
-            SparseSkip::NoCardLeft
-        ));
-        assert_eq!(lane_sum(digit_lanes(b"0a9/:5 -")), 3);
-        assert_eq!(lane_sum(digit_lanes(b"\xb0\xb9\x300009\x39")), 6);
+        // The stretch starts at the space before the digits.
+        assert_eq!(next_card_stretch(text.as_bytes(), 0), Some(64));
+        assert_eq!(next_card_stretch(text.as_bytes(), 68), Some(68));
+        assert_eq!(next_card_stretch(text.as_bytes(), 69), None);
+        let busy = "2026-12-04 10:00:00,000 10.42.243.217:40499 id=12345678 ok";
+        assert_eq!(next_card_stretch(busy.as_bytes(), 0), Some(0));
+        assert_eq!(next_card_stretch(busy.as_bytes(), 1), None);
+        assert_eq!(
+            non_card_mask(b"0a9/:5 -\xb0\xb9\x300009\x39"),
+            0b0000_0011_0001_1010
+        );
     }
 
     #[test]
