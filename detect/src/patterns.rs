@@ -65,8 +65,10 @@ const EVICT_FRACTION: f64 = 0.1;
 /// (`CPU#0`, `#1`) and the fields of packed values (`1514038440000##6993`).
 const DELIMITERS: &[u8] = b":=,;|\"'()[]{}#";
 
-/// Shortest alphabetic stem of a versioned word such as `ssh2`.
-const MIN_VERSIONED_WORD_LETTERS: usize = 2;
+/// Shortest alphabetic stem of a versioned word such as `ssh2`: one letter, since cache levels
+/// and wire names (`L2`, `C1`) are names too; a value with one digit varies and is caught by
+/// the similarity merge.
+const MIN_VERSIONED_WORD_LETTERS: usize = 1;
 /// Longest numeric suffix of a versioned word: `SOCKS5` and `ssh2` are names, `node0042` is an
 /// id.
 const MAX_VERSIONED_WORD_DIGITS: usize = 1;
@@ -1090,8 +1092,19 @@ fn push_segment(seg: &str, has_digit: bool, has_dot: bool, mask_paths: bool, out
 fn dotted_numeric_suffix(seg: &str) -> Option<usize> {
     let b = seg.as_bytes();
     let first_dot = b.iter().position(|&c| c == b'.')?;
-    if first_dot == 0 || b[..first_dot].iter().any(u8::is_ascii_digit) {
+    // A run of leader dots (`field .....0`, `L3.........0`) ends a label, whatever the label
+    // is; a single dot after digits is a version or an address (`v1.2`, `10.0.0.1`).
+    let leader = b[first_dot..].starts_with(b"..");
+    let label = &b[..first_dot];
+    if !leader && (first_dot == 0 || label.iter().any(u8::is_ascii_digit)) {
         return None;
+    }
+    if leader && label.iter().any(u8::is_ascii_digit) && !is_versioned_word(label) {
+        return None;
+    }
+    if leader {
+        let end = first_dot + b[first_dot..].iter().take_while(|&&c| c == b'.').count();
+        return (end < b.len()).then_some(end);
     }
     // The prefix runs to the start of the first dot-separated part holding a digit.
     let mut part_start = 0;
@@ -1142,7 +1155,9 @@ fn is_variable_segment(seg: &str, has_digit: bool, has_dot: bool, mask_paths: bo
     if mask_paths && b.len() > 1 && b[0] == b'/' && b[1..].contains(&b'/') {
         return true;
     }
-    is_calendar_name(b) || BOOLEANS.contains(&b) || (has_dot && is_domain_name(b))
+    is_calendar_name(b)
+        || (matches!(b.len(), 4 | 5) && BOOLEANS.contains(&b))
+        || (has_dot && is_domain_name(b))
 }
 
 /// English day and month abbreviations (`Sat`, `Jun`): parts of a timestamp printed inside
@@ -1429,6 +1444,14 @@ mod tests {
         assert_eq!(masked("on port 55904."), "on port <*>.");
         assert_eq!(masked("mapped to ffff3000."), "mapped to <*>.");
         assert_eq!(masked("allocate /a/part-00590. now"), "allocate <*> now");
+        assert_eq!(masked("fp cr field .....0"), "fp cr field .....<*>");
+        assert_eq!(
+            masked("portion of L3.........0 (0M)"),
+            "portion of L3.........<*> (<*>)"
+        );
+        assert_eq!(masked("state (0=sup).......1"), "state (<*>=sup).......<*>");
+        assert_eq!(masked("CPU: L2 cache: 256K"), "CPU: L2 cache: <*>");
+        assert_eq!(masked("version v1.2 and 10.0.0.1."), "version <*> and <*>.");
     }
 
     #[test]
