@@ -16,6 +16,11 @@ use std::path::{Path, PathBuf};
 
 use detect::patterns::{PatternConfig, PatternMiner};
 
+/// The targets for the mean over [`SYSTEMS`], with one configuration for all.
+const TARGET_MEAN_GA: f64 = 0.92;
+const TARGET_MEAN_FGA: f64 = 0.88;
+const TARGET_MEAN_PA: f64 = 0.70;
+
 /// The systems of Loghub-2.0's 2k sample present in the shared corpora.
 const SYSTEMS: &[&str] = &[
     "HDFS",
@@ -214,7 +219,7 @@ fn loghub2_2k_accuracy_vs_drain() -> anyhow::Result<()> {
     );
     let mut sum = Scores::default();
     let mut drain_sum = Scores::default();
-    let mut beaten = 0usize;
+    let mut behind = Vec::new();
     for system in SYSTEMS {
         let (contents, truth) = load(system)?;
         let s = evaluate(&contents, &truth, &config)?;
@@ -224,8 +229,14 @@ fn loghub2_2k_accuracy_vs_drain() -> anyhow::Result<()> {
             "{:<10} {:>6.3} {:>6.3} {:>6.3}   |       {:>6.3} {:>6.3} {:>6.3}",
             system, s.ga, s.fga, s.pa, d.ga, d.fga, d.pa
         );
-        if s.ga >= d.ga && s.fga >= d.fga && s.pa >= d.pa {
-            beaten += 1;
+        for (metric, ours, drain) in [
+            ("GA", s.ga, d.ga),
+            ("FGA", s.fga, d.fga),
+            ("PA", s.pa, d.pa),
+        ] {
+            if ours <= drain {
+                behind.push(format!("{system} {metric} {ours:.3} <= Drain {drain:.3}"));
+            }
         }
         sum.ga += s.ga;
         sum.fga += s.fga;
@@ -245,13 +256,17 @@ fn loghub2_2k_accuracy_vs_drain() -> anyhow::Result<()> {
         drain_sum.fga / k,
         drain_sum.pa / k
     );
-    println!(
-        "systems where every metric is at least Drain's: {beaten}/{}",
-        SYSTEMS.len()
+    // Every system beats Drain on every metric, and the means meet the targets.
+    assert!(behind.is_empty(), "not ahead of Drain: {behind:?}");
+    let mean = Scores {
+        ga: sum.ga / k,
+        fga: sum.fga / k,
+        pa: sum.pa / k,
+    };
+    assert!(
+        mean.ga >= TARGET_MEAN_GA && mean.fga >= TARGET_MEAN_FGA && mean.pa >= TARGET_MEAN_PA,
+        "mean {mean:?} below the targets GA {TARGET_MEAN_GA} FGA {TARGET_MEAN_FGA} PA {TARGET_MEAN_PA}"
     );
-    // The mean must at least beat Drain's mean on every metric; the per-system comparison and
-    // the targets are printed above for the report.
-    assert!(sum.ga > drain_sum.ga && sum.fga > drain_sum.fga && sum.pa > drain_sum.pa);
     Ok(())
 }
 
