@@ -28,6 +28,7 @@ pub mod api;
 mod config;
 pub mod elasticsearch;
 mod error;
+mod in_flight;
 mod partition;
 pub mod schema;
 mod search;

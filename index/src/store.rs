@@ -22,10 +22,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use schemas::LogEvent;
 use serde::{Deserialize, Serialize};
 use tantivy::indexer::UserOperation;
-use tantivy::{Index, IndexWriter, TantivyDocument, Term};
+use tantivy::{Index, IndexWriter, Term};
 
 use crate::IndexError;
 use crate::config::IndexConfig;
+use crate::in_flight::{InFlight, StagedDoc};
 use crate::partition;
 use crate::schema::{self, LogSchema};
 use crate::search::Searcher;
@@ -99,10 +100,12 @@ pub struct StoreStats {
 
 /// An open writer on one day partition.
 struct DayWriter {
-    writer: IndexWriter<TantivyDocument>,
+    writer: IndexWriter<StagedDoc>,
+    /// Documents handed over and not yet indexed, shared by all writers of the store.
+    in_flight: InFlight,
     /// Operations staged but not yet handed to the indexing threads (at most
     /// [`SEND_BATCH_OPS`]); [`DayWriter::send`] hands them over in order.
-    batch: Vec<UserOperation<TantivyDocument>>,
+    batch: Vec<UserOperation<StagedDoc>>,
     /// High-water marks durable in this partition's last commit.
     committed_hw: HashMap<u64, u64>,
     /// High-water marks of records staged since.
@@ -114,17 +117,25 @@ struct DayWriter {
 }
 
 impl DayWriter {
-    /// Hands the staged operations to the indexing threads, in order, as one batch.
+    /// Hands the staged operations to the indexing threads, in order, as one batch, once the
+    /// queue has room for them.
     fn send(&mut self) -> Result<(), tantivy::TantivyError> {
         if self.batch.is_empty() {
             return Ok(());
         }
+        self.in_flight.wait_for_room();
         self.writer.run(self.batch.drain(..))?;
         Ok(())
     }
 
+    /// Stages a document.
+    fn add(&mut self, doc: tantivy::TantivyDocument) -> Result<(), tantivy::TantivyError> {
+        let doc = StagedDoc::new(doc, self.in_flight.ticket());
+        self.push(UserOperation::Add(doc))
+    }
+
     /// Stages `op`, handing the batch over once it is full.
-    fn push(&mut self, op: UserOperation<TantivyDocument>) -> Result<(), tantivy::TantivyError> {
+    fn push(&mut self, op: UserOperation<StagedDoc>) -> Result<(), tantivy::TantivyError> {
         self.batch.push(op);
         if self.batch.len() >= SEND_BATCH_OPS {
             self.send()?;
@@ -161,6 +172,8 @@ pub struct Store {
     stats: StoreStats,
     /// Reused buffer for each event's source JSON.
     json_buf: Vec<u8>,
+    /// Documents handed to the indexing threads and not yet indexed (all writers).
+    in_flight: InFlight,
 }
 
 impl Store {
@@ -186,6 +199,7 @@ impl Store {
             searcher,
             stats: StoreStats::default(),
             json_buf: Vec::with_capacity(4096),
+            in_flight: InFlight::default(),
         })
     }
 
@@ -258,7 +272,7 @@ impl Store {
             .get_mut(&day)
             .ok_or_else(|| IndexError::Internal("day writer vanished".into()))?;
         day_writer
-            .push(UserOperation::Add(doc))
+            .add(doc)
             .map_err(|e| IndexError::tantivy(partition::day_name(day), e))?;
         if lane != 0 {
             day_writer.pending_hw.insert(lane, offset);
@@ -428,6 +442,7 @@ impl Store {
             .map_err(|e| IndexError::tantivy(&name, e))?;
         Ok(DayWriter {
             writer,
+            in_flight: self.in_flight.clone(),
             batch: Vec::with_capacity(SEND_BATCH_OPS),
             committed_hw,
             pending_hw: HashMap::new(),
@@ -528,7 +543,7 @@ mod tests {
         let day = NaiveDate::from_ymd_opt(2026, 12, 1).ok_or("date")?;
         let root = partition::root(dir.path());
         let index = partition::open_or_create(&root, day, &schema)?;
-        let mut writer: IndexWriter<TantivyDocument> =
+        let mut writer: IndexWriter<tantivy::TantivyDocument> =
             index.writer_with_num_threads(1, 15_000_000)?;
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload("{\"v\":1,\"high_water\":{\"not-a-number\":3}}");
