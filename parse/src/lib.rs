@@ -143,10 +143,10 @@ impl Parser {
         let mut ev = self.parse_text(&record.message, fallback, Problems::default());
         ev.event.id = record.event_id();
         ev.sluice.source = record.source.clone();
-        ev.kubernetes = record.kubernetes.clone();
+        ev.kubernetes = (*record.kubernetes).clone();
         ev.stream = record.stream;
         if ev.service.name.is_none() {
-            ev.service.name = record.service.clone();
+            ev.service.name = record.service.as_deref().map(str::to_owned);
         }
         if !record.errors.is_empty() {
             let mut errors = record.errors.clone();

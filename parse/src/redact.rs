@@ -663,16 +663,21 @@ fn next_card_stretch(b: &[u8], at: usize) -> Option<usize> {
     let mut run = 0usize;
     let mut pos = at;
     while let Some(block) = b.get(pos..pos + 16) {
-        let non_card = non_card_mask(block);
-        let lead = non_card.trailing_zeros() as usize;
-        if run + lead >= MIN {
-            return Some(pos - run);
+        let mask = non_card_mask(block);
+        // Two halves of 8: a stretch of 13 cannot fit between two non-card bytes inside
+        // one half, so it either continues from before a half's first byte or runs on
+        // past its last.
+        for (half, non_card) in [mask as u8, (mask >> 8) as u8].into_iter().enumerate() {
+            let lead = non_card.trailing_zeros() as usize;
+            if run + lead >= MIN {
+                return Some(pos + 8 * half - run);
+            }
+            run = if non_card == 0 {
+                run + 8
+            } else {
+                non_card.leading_zeros() as usize
+            };
         }
-        run = if non_card == 0 {
-            run + 16
-        } else {
-            non_card.leading_zeros() as usize
-        };
         pos += 16;
     }
     for (k, &c) in b.get(pos..).unwrap_or_default().iter().enumerate() {
@@ -689,8 +694,7 @@ fn next_card_stretch(b: &[u8], at: usize) -> Option<usize> {
 }
 
 /// Bit k set where byte k of the 16-byte `block` is not a card byte (digit, space or
-/// dash). Branch-free over a fixed-size block, so it compiles to SIMD compares and a
-/// byte mask.
+/// dash). Branch-free over a fixed-size block, so it compiles to SIMD compares.
 fn non_card_mask(block: &[u8]) -> u16 {
     let mut card = 0u16;
     for (k, &c) in block.iter().take(16).enumerate() {
@@ -926,6 +930,12 @@ mod tests {
         let busy = "2026-12-04 10:00:00,000 10.42.243.217:40499 id=12345678 ok";
         assert_eq!(next_card_stretch(busy.as_bytes(), 0), Some(0));
         assert_eq!(next_card_stretch(busy.as_bytes(), 1), None);
+        // Regression: a stretch inside one 16-byte block, or ending with the text.
+        assert_eq!(
+            next_card_stretch(b"x41111111111111x and more text", 0),
+            Some(1)
+        );
+        assert_eq!(next_card_stretch(b":20242024122024 ", 0), Some(1));
         assert_eq!(
             non_card_mask(b"0a9/:5 -\xb0\xb9\x300009\x39"),
             0b0000_0011_0001_1010
