@@ -50,7 +50,7 @@ pub use redact::KIND_NAMES as REDACTION_KINDS;
 pub use stats::ParseStats;
 
 use error::Problems;
-use mapping::{Collector, Limits};
+use mapping::{Collector, KeyCache, Limits};
 use redact::{Kinds, Redactor};
 
 /// Tag on events whose record did not parse as its detected format.
@@ -115,6 +115,8 @@ pub struct Parser {
     config: ParseConfig,
     redactor: Redactor,
     stats: ParseStats,
+    /// Key meanings seen so far, lent to each record's collector.
+    key_cache: KeyCache,
 }
 
 impl Parser {
@@ -128,6 +130,7 @@ impl Parser {
             config: config.clone(),
             redactor: Redactor::try_new(&config.redaction)?,
             stats: ParseStats::default(),
+            key_cache: KeyCache::default(),
         })
     }
 
@@ -248,7 +251,7 @@ impl Parser {
     /// Detects the format of `line` and fills `ev`. Cheap first-byte checks pick the
     /// candidates, so a line is only fully parsed by the formats it could be.
     fn dispatch(
-        &self,
+        &mut self,
         line: &str,
         ev: &mut LogEvent,
         fallback: DateTime<Utc>,
@@ -258,9 +261,11 @@ impl Parser {
         let first = trimmed.as_bytes().first().copied().unwrap_or(b' ');
         let limits = self.limits();
         if first == b'{' {
-            let mut c = Collector::new(limits, *problems);
-            if json::parse(trimmed, &mut c).is_ok() {
-                let (has_message, p) = c.finish(ev, fallback);
+            let mut c = Collector::new(limits, *problems, std::mem::take(&mut self.key_cache));
+            let parsed = json::parse(trimmed, &mut c).is_ok();
+            let finished = parsed.then(|| c.finish(ev, fallback));
+            self.key_cache = c.into_cache();
+            if let Some((has_message, p)) = finished {
                 *problems = p;
                 if !has_message {
                     ev.message = trimmed.to_owned();
@@ -281,11 +286,13 @@ impl Parser {
             *ev = LogEvent::new(fallback, String::new());
         }
         if matches!(first, b'I' | b'W' | b'E' | b'F') {
-            let mut c = Collector::new(limits, *problems);
-            if let Some(f) = text::klog(trimmed, ev, fallback, &mut c) {
-                // klog carries its own time; only its key/values are left to map.
-                let ts = ev.timestamp;
-                let (_, p) = c.finish(ev, ts);
+            let mut c = Collector::new(limits, *problems, std::mem::take(&mut self.key_cache));
+            let klog = text::klog(trimmed, ev, fallback, &mut c);
+            // klog carries its own time; only its key/values are left to map.
+            let ts = ev.timestamp;
+            let finished = klog.map(|f| (f, c.finish(ev, ts).1));
+            self.key_cache = c.into_cache();
+            if let Some((f, p)) = finished {
                 *problems = p;
                 return f;
             }
@@ -315,9 +322,10 @@ impl Parser {
             *ev = LogEvent::new(fallback, String::new());
         }
         if let Some(pairs) = text::maybe_logfmt(trimmed) {
-            let mut c = Collector::new(limits, *problems);
+            let mut c = Collector::new(limits, *problems, std::mem::take(&mut self.key_cache));
             logfmt::offer(pairs, &mut c);
             let (has_message, p) = c.finish(ev, fallback);
+            self.key_cache = c.into_cache();
             *problems = p;
             if !has_message {
                 ev.message = trimmed.to_owned();

@@ -148,6 +148,7 @@ const ROLE_COUNT: usize = Role::EpochNano as usize + 1;
 /// Which object a nested key sits in: the same key means different things in each
 /// (`message` in an `error` object is `error.message`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Ctx {
     Root,
     Request,
@@ -404,6 +405,94 @@ pub(crate) struct Limits {
     pub(crate) max_field_bytes: usize,
 }
 
+/// What a key means in a context: see [`lookup`].
+type Meaning = (Option<Role>, Option<Ctx>, DurUnit);
+
+/// Entries in the [`KeyCache`]: a power of two comfortably above the distinct keys one
+/// service logs, so they rarely evict each other (12 KB).
+const KEY_CACHE_SLOTS: usize = 256;
+
+/// A memo of [`lookup`], keyed by context and the key exactly as written: records from one
+/// service repeat the same keys, and a hit (hash and compare) is several times cheaper
+/// than normalizing and matching the key against the tables. Direct-mapped, so a miss just
+/// recomputes and overwrites. One per [`crate::Parser`], lent to each record's collector.
+#[derive(Debug, Default)]
+pub(crate) struct KeyCache {
+    entries: Vec<CacheEntry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CacheEntry {
+    ctx: Ctx,
+    /// Key length, or `u8::MAX` for an empty entry (no cached key is that long).
+    len: u8,
+    key: [u8; MAX_KEY_BYTES],
+    meaning: Meaning,
+}
+
+const EMPTY_ENTRY: CacheEntry = CacheEntry {
+    ctx: Ctx::Root,
+    len: u8::MAX,
+    key: [0; MAX_KEY_BYTES],
+    meaning: (None, None, DurUnit::Guess),
+};
+
+impl KeyCache {
+    /// `lookup(ctx, key)`, from the memo when it holds it.
+    fn meaning(&mut self, ctx: Ctx, key: &str) -> Meaning {
+        let b = key.as_bytes();
+        if b.len() > MAX_KEY_BYTES {
+            return lookup(ctx, key);
+        }
+        if self.entries.is_empty() {
+            self.entries = vec![EMPTY_ENTRY; KEY_CACHE_SLOTS];
+        }
+        let slot = key_hash(ctx, b) % KEY_CACHE_SLOTS;
+        let Some(e) = self.entries.get_mut(slot) else {
+            return lookup(ctx, key);
+        };
+        if e.ctx == ctx && usize::from(e.len) == b.len() && e.key[..b.len()] == *b {
+            return e.meaning;
+        }
+        let meaning = lookup(ctx, key);
+        e.ctx = ctx;
+        e.len = b.len() as u8;
+        e.key[..b.len()].copy_from_slice(b);
+        e.meaning = meaning;
+        meaning
+    }
+}
+
+/// A quick hash of a short key: its first and last 8 bytes (overlapping when shorter than
+/// 16) and its length, mixed by one multiply. Collisions only cost a recomputation, since
+/// the cache compares whole keys.
+fn key_hash(ctx: Ctx, b: &[u8]) -> usize {
+    // The 64-bit golden-ratio constant: odd, with well-spread bits.
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        if let Some(src) = b.get(at..at + 8) {
+            w.copy_from_slice(src);
+        }
+        u64::from_le_bytes(w)
+    };
+    let (head, tail) = match b.len() {
+        8.. => (word(0), word(b.len() - 8)),
+        4..8 => {
+            let half = |at: usize| {
+                let mut w = [0u8; 4];
+                w.copy_from_slice(&b[at..at + 4]);
+                u64::from(u32::from_le_bytes(w))
+            };
+            (half(0), half(b.len() - 4))
+        }
+        _ => (b.iter().fold(0u64, |h, &c| h << 8 | u64::from(c)), 0),
+    };
+    let mixed =
+        (head ^ tail.rotate_left(29) ^ ((ctx as u64) << 56 | b.len() as u64)).wrapping_mul(K);
+    (mixed >> 40) as usize
+}
+
 /// Collects one record's fields, then writes them into a [`LogEvent`].
 #[derive(Debug)]
 pub(crate) struct Collector<'a> {
@@ -412,17 +501,25 @@ pub(crate) struct Collector<'a> {
     fields_left: usize,
     limits: Limits,
     pub(crate) problems: Problems,
+    /// Borrowed from the parser for this record; hand it back with [`Collector::into_cache`].
+    cache: KeyCache,
 }
 
 impl<'a> Collector<'a> {
-    pub(crate) fn new(limits: Limits, problems: Problems) -> Collector<'a> {
+    pub(crate) fn new(limits: Limits, problems: Problems, cache: KeyCache) -> Collector<'a> {
         Collector {
             slots: std::array::from_fn(|_| None),
             app: Map::new(),
             fields_left: limits.max_fields,
             limits,
             problems,
+            cache,
         }
+    }
+
+    /// The key cache lent to [`Collector::new`], to keep for the next record.
+    pub(crate) fn into_cache(self) -> KeyCache {
+        self.cache
     }
 
     /// Offers one top-level `key → value` of the record.
@@ -431,7 +528,7 @@ impl<'a> Collector<'a> {
     }
 
     fn offer_in(&mut self, ctx: Ctx, key: Cow<'a, str>, val: JVal<'a>) {
-        let (role, obj_ctx, unit) = lookup(ctx, &key);
+        let (role, obj_ctx, unit) = self.cache.meaning(ctx, &key);
         match (val, role, obj_ctx) {
             (JVal::Json(Value::Object(map)), _, Some(c)) => {
                 let rest = self.absorb(c, &key, map);
@@ -456,7 +553,7 @@ impl<'a> Collector<'a> {
     fn absorb(&mut self, ctx: Ctx, parent: &str, map: Map<String, Value>) -> Map<String, Value> {
         let mut rest = Map::new();
         for (k, v) in map {
-            let (role, obj_ctx, unit) = lookup(ctx, &k);
+            let (role, obj_ctx, unit) = self.cache.meaning(ctx, &k);
             match (v, role, obj_ctx) {
                 (Value::Object(m), _, Some(c)) => {
                     let path = format!("{parent}.{k}");
@@ -1066,6 +1163,44 @@ mod tests {
             .0,
             None
         );
+    }
+
+    /// The memo answers exactly what `lookup` answers, on hits, misses and evictions, and
+    /// keeps keys that differ only in case apart (`Duration` is Traefik's nanoseconds).
+    #[test]
+    fn key_cache_matches_lookup() {
+        let mut cache = KeyCache::default();
+        let mut keys: Vec<String> = [
+            "Duration",
+            "duration",
+            "status_code",
+            "statusCode",
+            "msg",
+            "message",
+            "name",
+            "url",
+            "level",
+            "Level",
+            "@t",
+            "a_key_that_is_far_too_long_to_be_any_ecs_field_name",
+            "",
+            "ü",
+            "time",
+            "request_id",
+        ]
+        .iter()
+        .map(|k| (*k).to_owned())
+        .collect();
+        // Enough distinct keys that direct-mapped slots collide and evict.
+        keys.extend((0..2000).map(|i| format!("field_{i}")));
+        let ctxs = [Ctx::Root, Ctx::Error, Ctx::Request, Ctx::Event];
+        for _ in 0..2 {
+            for k in &keys {
+                for ctx in ctxs {
+                    assert_eq!(cache.meaning(ctx, k), lookup(ctx, k), "{ctx:?} {k}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -344,7 +344,7 @@ mod tests {
             max_fields: 100,
             max_field_bytes: 1000,
         };
-        let mut c = Collector::new(limits, Problems::default());
+        let mut c = Collector::new(limits, Problems::default(), Default::default());
         let fallback = DateTime::parse_from_rfc3339("2026-12-04T00:00:00Z")
             .map_err(|e| e.to_string())?
             .with_timezone(&Utc);
