@@ -110,10 +110,6 @@ const CALENDAR_NAMES: &[&str] = &[
     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// Boolean literals as Java, Python, JSON and most loggers print them: values of a flag, as
-/// variable as a number.
-const BOOLEANS: &[&[u8]] = &[b"true", b"false", b"True", b"False", b"TRUE", b"FALSE"];
-
 /// How many plain differences a disagreement between two structured tokens counts as.
 const STRUCTURAL_MISMATCH_WEIGHT: usize = 3;
 
@@ -1062,20 +1058,21 @@ fn push_segment(seg: &str, has_digit: bool, has_dot: bool, mask_paths: bool, out
     if is_variable_segment(seg, has_digit, has_dot, mask_paths) {
         // A sentence's full stop after a number or IP (`on port 55904.`) is not part of the
         // value; after a path or file name (`part-00590.`) it may be, so it stays there.
-        let trimmed = seg.trim_end_matches('.');
-        let body = if trimmed
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'.')
-        {
-            trimmed
-        } else {
-            seg
-        };
+        let mut body = seg;
+        if has_dot && seg.ends_with('.') {
+            let trimmed = seg.trim_end_matches('.');
+            if trimmed
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'.')
+            {
+                body = trimmed;
+            }
+        }
         // `core.2275`, `instruction......0`: a word with a numeric suffix after dots keeps the
         // word; the number is the variable. A host name (`xin.4399.cn`) is one variable.
-        if let Some(cut) = (has_dot && !is_domain_name(body.as_bytes()))
-            .then(|| dotted_numeric_suffix(body))
-            .flatten()
+        if has_dot
+            && let Some(cut) = dotted_numeric_suffix(body)
+            && !is_domain_name(body.as_bytes())
         {
             out.push_str(&body[..cut]);
         }
@@ -1155,9 +1152,16 @@ fn is_variable_segment(seg: &str, has_digit: bool, has_dot: bool, mask_paths: bo
     if mask_paths && b.len() > 1 && b[0] == b'/' && b[1..].contains(&b'/') {
         return true;
     }
-    is_calendar_name(b)
-        || (matches!(b.len(), 4 | 5) && BOOLEANS.contains(&b))
-        || (has_dot && is_domain_name(b))
+    is_calendar_name(b) || is_boolean(b) || (has_dot && is_domain_name(b))
+}
+
+/// A boolean literal as Java, Python, JSON and most loggers print it: the value of a flag, as
+/// variable as a number.
+fn is_boolean(b: &[u8]) -> bool {
+    matches!(
+        b,
+        b"true" | b"false" | b"True" | b"False" | b"TRUE" | b"FALSE"
+    )
 }
 
 /// English day and month abbreviations (`Sat`, `Jun`): parts of a timestamp printed inside
