@@ -1788,6 +1788,46 @@ mod tests {
         }
     }
 
+    /// A regex matching every message the template stands for: its constant text in order,
+    /// anything where it has `<*>`, whitespace runs as one space.
+    fn template_regex(template: &str) -> regex::Regex {
+        let parts: Vec<String> = template.split(WILDCARD).map(regex::escape).collect();
+        regex::Regex::new(&format!("^{}$", parts.join(".*"))).expect("escaped parts form a regex")
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn every_template_covers_its_messages(
+            msgs in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::sample::select(vec![
+                        "close,", "sent", "user", "root", "bob", "Failed", "password", "none",
+                        "12", "3.5", "bytes", "(1.2", "KB)", "sec", "<1", "00:02", "a.b.com:80",
+                        "x=1", "x=y", "true", "CPU#0", "L3.....0", "port", "55904.", "ms",
+                    ]),
+                    1..8,
+                ),
+                1..40,
+            )
+        ) {
+            let mut m = PatternMiner::try_new(&PatternConfig::default()).expect("valid");
+            let lines: Vec<String> = msgs.iter().map(|t| t.join(" ")).collect();
+            for l in &lines {
+                m.assign(l);
+            }
+            let mut regexes: HashMap<String, regex::Regex> = HashMap::new();
+            for l in &lines {
+                let t = m.assign(l).template.to_string();
+                let re = regexes.entry(t.clone()).or_insert_with(|| template_regex(&t));
+                proptest::prop_assert!(
+                    re.is_match(l),
+                    "template {:?} does not cover {:?}", t, l
+                );
+            }
+        }
+    }
+
     #[test]
     fn invalid_config_is_rejected() {
         let cfg = PatternConfig {
