@@ -7,13 +7,18 @@
 //!
 //! How a message is mined:
 //! 1. Masking: the message is cut into whitespace tokens, and each token into segments at
-//!    punctuation delimiters (`:`, `=`, `,`, brackets, quotes, ...). A segment holding a digit
-//!    (numbers, ids, IPs, UUIDs, hex, durations, sizes) or an absolute path becomes `<*>`.
+//!    punctuation delimiters (`:`, `=`, `,`, `#`, brackets, quotes, ...). A segment holding a
+//!    digit (numbers, ids, IPs, UUIDs, hex, durations, sizes), an absolute path, a host name
+//!    or a boolean becomes `<*>`; short names with a digit (`ssh2`, `L2`) stay words, and a
+//!    label before a value (`core.2275`, `field .....0`) and a full stop after it are kept.
 //! 2. Exact lookup: the masked text is looked up in a bounded cache, so a repeated shape costs
 //!    one hash and one probe.
-//! 3. Otherwise the masked tokens are compared with the templates of the same token count; the
-//!    most similar one above [`PatternConfig::similarity_threshold`] absorbs the message (the
-//!    differing segments become `<*>`).
+//! 3. Otherwise the masked tokens are compared with the templates of the same token count and
+//!    first token; the most similar one above [`PatternConfig::similarity_threshold`] absorbs
+//!    the message (the differing segments become `<*>`). As in Drain's second tree level, a
+//!    different second word keeps templates apart (`Failed password ...` / `Failed none ...`),
+//!    until similar templates show more than four second words: then it is a value (`user
+//!    alice ...`, `user bob ...`) and those templates fold into one.
 //! 4. Otherwise the message's *shape* is looked up: its constant tokens in order, with every
 //!    run of variable tokens (and the unit words after a variable: `bytes`, `KB`, `sec`) as one
 //!    span. A template of the same shape but another token count (`815 bytes received` /
