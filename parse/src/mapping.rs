@@ -426,6 +426,9 @@ struct CacheEntry {
     ctx: Ctx,
     /// Key length, or `u8::MAX` for an empty entry (no cached key is that long).
     len: u8,
+    /// [`key_words`] of the key: the whole key when it is at most 16 bytes.
+    words: (u64, u64),
+    /// The key's bytes, compared only for keys longer than 16.
     key: [u8; MAX_KEY_BYTES],
     meaning: Meaning,
 }
@@ -433,9 +436,13 @@ struct CacheEntry {
 const EMPTY_ENTRY: CacheEntry = CacheEntry {
     ctx: Ctx::Root,
     len: u8::MAX,
+    words: (0, 0),
     key: [0; MAX_KEY_BYTES],
     meaning: (None, None, DurUnit::Guess),
 };
+
+/// Keys up to this long are identified by their length and [`key_words`] alone.
+const WORDS_COVER_BYTES: usize = 16;
 
 impl KeyCache {
     /// `lookup(ctx, key)`, from the memo when it holds it.
@@ -447,28 +454,32 @@ impl KeyCache {
         if self.entries.is_empty() {
             self.entries = vec![EMPTY_ENTRY; KEY_CACHE_SLOTS];
         }
-        let slot = key_hash(ctx, b) % KEY_CACHE_SLOTS;
+        let words = key_words(b);
+        let slot = key_hash(ctx, b.len(), words) % KEY_CACHE_SLOTS;
         let Some(e) = self.entries.get_mut(slot) else {
             return lookup(ctx, key);
         };
-        if e.ctx == ctx && usize::from(e.len) == b.len() && e.key[..b.len()] == *b {
+        if e.ctx == ctx
+            && usize::from(e.len) == b.len()
+            && e.words == words
+            && (b.len() <= WORDS_COVER_BYTES || e.key[..b.len()] == *b)
+        {
             return e.meaning;
         }
         let meaning = lookup(ctx, key);
         e.ctx = ctx;
         e.len = b.len() as u8;
+        e.words = words;
         e.key[..b.len()].copy_from_slice(b);
         e.meaning = meaning;
         meaning
     }
 }
 
-/// A quick hash of a short key: its first and last 8 bytes (overlapping when shorter than
-/// 16) and its length, mixed by one multiply. Collisions only cost a recomputation, since
-/// the cache compares whole keys.
-fn key_hash(ctx: Ctx, b: &[u8]) -> usize {
-    // The 64-bit golden-ratio constant: odd, with well-spread bits.
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+/// A short key's first and last 8 bytes (overlapping when shorter than 16; 4-byte halves
+/// below 8 bytes; the bytes themselves below 4). Together with the length they determine
+/// any key of at most 16 bytes exactly.
+fn key_words(b: &[u8]) -> (u64, u64) {
     let word = |at: usize| {
         let mut w = [0u8; 8];
         if let Some(src) = b.get(at..at + 8) {
@@ -476,20 +487,26 @@ fn key_hash(ctx: Ctx, b: &[u8]) -> usize {
         }
         u64::from_le_bytes(w)
     };
-    let (head, tail) = match b.len() {
-        8.. => (word(0), word(b.len() - 8)),
-        4..8 => {
-            let half = |at: usize| {
-                let mut w = [0u8; 4];
-                w.copy_from_slice(&b[at..at + 4]);
-                u64::from(u32::from_le_bytes(w))
-            };
-            (half(0), half(b.len() - 4))
+    let half = |at: usize| {
+        let mut w = [0u8; 4];
+        if let Some(src) = b.get(at..at + 4) {
+            w.copy_from_slice(src);
         }
-        _ => (b.iter().fold(0u64, |h, &c| h << 8 | u64::from(c)), 0),
+        u64::from(u32::from_le_bytes(w))
     };
-    let mixed =
-        (head ^ tail.rotate_left(29) ^ ((ctx as u64) << 56 | b.len() as u64)).wrapping_mul(K);
+    match b.len() {
+        8.. => (word(0), word(b.len() - 8)),
+        4..8 => (half(0), half(b.len() - 4)),
+        _ => (b.iter().fold(0u64, |h, &c| h << 8 | u64::from(c)), 0),
+    }
+}
+
+/// The cache slot hash: the key's words, length and context mixed by one multiply.
+/// Collisions only cost a recomputation, since the cache compares whole keys.
+fn key_hash(ctx: Ctx, len: usize, (head, tail): (u64, u64)) -> usize {
+    // The 64-bit golden-ratio constant: odd, with well-spread bits.
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mixed = (head ^ tail.rotate_left(29) ^ ((ctx as u64) << 56 | len as u64)).wrapping_mul(K);
     (mixed >> 40) as usize
 }
 
@@ -1163,6 +1180,22 @@ mod tests {
             .0,
             None
         );
+    }
+
+    proptest::proptest! {
+        /// Keys of at most 16 bytes are told apart by their length and words alone.
+        #[test]
+        fn key_words_identify_short_keys(
+            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..=16),
+            flip in 0usize..16,
+            bit in 0u8..8,
+        ) {
+            let mut b = a.clone();
+            if let Some(byte) = b.get_mut(flip) {
+                *byte ^= 1 << bit;
+                proptest::prop_assert_ne!(key_words(&a), key_words(&b));
+            }
+        }
     }
 
     /// The memo answers exactly what `lookup` answers, on hits, misses and evictions, and
