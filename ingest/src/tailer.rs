@@ -309,8 +309,9 @@ struct Tracked {
     reader: LineReader,
     asm: Assembler,
     path_meta: Option<PathMeta>,
-    kubernetes: Kubernetes,
-    service: Option<String>,
+    /// Shared by every record of the file; rebuilt when the pod cache changes.
+    kubernetes: Arc<Kubernetes>,
+    service: Option<Arc<str>>,
     meta_gen: u64,
 }
 
@@ -670,8 +671,8 @@ impl Worker {
                 reader,
                 asm: Assembler::default(),
                 path_meta: c.meta,
-                kubernetes,
-                service,
+                kubernetes: Arc::new(kubernetes),
+                service: service.map(Arc::from),
                 meta_gen,
             },
         );
@@ -729,8 +730,8 @@ impl Worker {
         if t.meta_gen != gen_now {
             let pod = t.path_meta.as_ref().and_then(|m| self.pods.get(&m.uid));
             let (k, s) = metadata::build(t.path_meta.as_ref(), self.node.as_deref(), pod.as_ref());
-            t.kubernetes = k;
-            t.service = s;
+            t.kubernetes = Arc::new(k);
+            t.service = s.map(Arc::from);
             t.meta_gen = gen_now;
         }
         // copytruncate: the file shrank below what we consumed, or (when the tailer was slow
@@ -918,7 +919,7 @@ impl Worker {
                     offset: a.offset,
                     end_offset: a.end,
                 },
-                kubernetes: t.kubernetes.clone(),
+                kubernetes: Arc::clone(&t.kubernetes),
                 service: t.service.clone(),
                 errors,
                 lines: a.lines,

@@ -260,10 +260,11 @@ mod tests {
             },
         );
         assert_eq!(record_key(&record), "/var/log/pods/prod_api-1_u1/api");
-        record.kubernetes.pod.uid = Some("u1".into());
-        record.kubernetes.container.name = Some("api".into());
+        let k = std::sync::Arc::make_mut(&mut record.kubernetes);
+        k.pod.uid = Some("u1".into());
+        k.container.name = Some("api".into());
         assert_eq!(record_key(&record), "u1/api");
-        record.kubernetes = schemas::Kubernetes::default();
+        record.kubernetes = std::sync::Arc::default();
         record.source.path = String::new();
         assert_eq!(record_key(&record), "7");
     }

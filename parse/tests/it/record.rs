@@ -17,11 +17,12 @@ fn record(message: &str) -> RawRecord {
     r.time = Some(utc("2026-12-04T10:00:00.5Z"));
     r.stream = Some(Stream::Stderr);
     r.service = Some("chat-api".into());
-    r.kubernetes = Kubernetes {
+    let mut k = Kubernetes {
         namespace: Some("chat".into()),
         ..Kubernetes::default()
     };
-    r.kubernetes.pod.name = Some("api-7f9c".into());
+    k.pod.name = Some("api-7f9c".into());
+    r.kubernetes = k.into();
     r
 }
 
@@ -33,7 +34,7 @@ fn metadata_and_fallbacks() {
     assert_eq!(ev.event.id, r.event_id());
     assert_eq!(ev.event.id.len(), 32);
     assert_eq!(ev.sluice.source, r.source);
-    assert_eq!(ev.kubernetes, r.kubernetes);
+    assert_eq!(ev.kubernetes, *r.kubernetes);
     assert_eq!(ev.stream, Some(Stream::Stderr));
     assert_eq!(ev.service.name.as_deref(), Some("chat-api"));
     assert_eq!(ev.timestamp, utc("2026-12-04T10:00:00.5Z"));
