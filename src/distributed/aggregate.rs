@@ -9,7 +9,9 @@
 //!   `<rule>/<labels>` so every processor's partials of one key land in one aggregates
 //!   partition;
 //! - then one [`AggregateMessage::Progress`] to *every* aggregates partition: "raw partition
-//!   `p` has published everything up to bucket `c`".
+//!   `p` has published everything up to bucket `c`". Progress is also repeated every few
+//!   seconds, so an owner that rebuilt from the middle of the topic learns every partition's
+//!   state again.
 //!
 //! The aggregate owners (a consumer group on the aggregates topic inside the processor role,
 //! [`AggregateOwner`] per owned partition) merge the partials of a bucket once every raw
@@ -497,5 +499,120 @@ mod tests {
         // The 5 min window of HighErrorRate plus its 1 min `for`, at 10 s buckets, at least.
         assert!(horizon_buckets(&rules_only()) >= 36);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    fn config() -> detect::DetectConfig {
+        detect::DetectConfig {
+            security_enabled: false,
+            patterns_enabled: false,
+            allowed_lateness_secs: 3600,
+            ..detect::DetectConfig::default()
+        }
+    }
+
+    fn event(t: i64, pod: usize, status: Option<u16>, ms: Option<i64>) -> schemas::LogEvent {
+        let mut ev = schemas::LogEvent::new(
+            chrono::DateTime::from_timestamp(t, 0).unwrap_or_default(),
+            "GET /api/orders",
+        );
+        ev.service.name = Some("checkout".into());
+        ev.kubernetes.pod.name = Some(format!("checkout-{pod}"));
+        ev.http.response.status_code = status;
+        ev.event.duration = ms.map(|m| m * 1_000_000);
+        ev
+    }
+
+    #[test]
+    fn per_partition_exports_through_an_owner_equal_one_detector() -> anyhow::Result<()> {
+        let start = 1_700_000_000;
+        // pod → raw partition
+        let partition_of = [0, 1, 1, 2, 3, 3, 3, 4];
+        let mut per_pod: Vec<Vec<schemas::LogEvent>> = vec![Vec::new(); 8];
+        for step in 0..72i64 {
+            let incident = step >= 18;
+            let status = if incident && step % 4 == 0 { 503 } else { 200 };
+            let ms = if incident && step % 4 == 2 { 3000 } else { 120 };
+            let pod = step as usize % 8;
+            per_pod[pod].push(event(start + step * 10, pod, Some(status), Some(ms)));
+        }
+        let mut all: Vec<schemas::LogEvent> = per_pod.iter().flatten().cloned().collect();
+        for (pod, list) in per_pod.iter_mut().enumerate() {
+            let _ = &list;
+            all.push(event(start + 720 + 7200, pod, None, None));
+        }
+        // Single.
+        let mut single = Detector::try_new(&config())?;
+        let mut expected = Vec::new();
+        let mut sorted = all.clone();
+        sorted.sort_by_key(|e| e.timestamp);
+        for mut e in sorted {
+            single.process(&mut e, &mut expected);
+        }
+        single.finish(&mut expected);
+        // Per partition, pod files one after another, then the end lines.
+        let mut owner = AggregateOwner::new(Detector::try_new(&config())?, 6, 40, None);
+        let mut got = Vec::new();
+        let mut offset = 0;
+        for p in 0..6 {
+            let mut d = Detector::try_new(&config())?.exporting_partials();
+            let mut none = Vec::new();
+            let mut publish = |d: &mut Detector, owner: &mut AggregateOwner, idle: bool| {
+                for partial in d.take_partials() {
+                    owner.handle(msg(p, partial), offset, &mut got);
+                    offset += 1;
+                }
+                owner.handle(
+                    AggregateMessage::Progress {
+                        raw_partition: p,
+                        generation: 1,
+                        closed_bucket: d.closed_bucket(),
+                        idle,
+                    },
+                    offset,
+                    &mut got,
+                );
+                offset += 1;
+            };
+            for (pod, list) in per_pod.iter().enumerate() {
+                if partition_of[pod] == p {
+                    for e in list {
+                        d.process(&mut e.clone(), &mut none);
+                        publish(&mut d, &mut owner, false);
+                    }
+                }
+            }
+            for pod in 0..8 {
+                if partition_of[pod] == p {
+                    d.process(&mut event(start + 720 + 7200, pod, None, None), &mut none);
+                    publish(&mut d, &mut owner, false);
+                }
+            }
+            publish(&mut d, &mut owner, true);
+        }
+        let key = |a: &schemas::Alert| {
+            (
+                a.starts_at,
+                a.fingerprint.clone(),
+                a.ends_at,
+                a.annotations.clone(),
+            )
+        };
+        expected.sort_by_key(key);
+        got.sort_by_key(key);
+        assert_eq!(got, expected);
+        Ok(())
+    }
+
+    fn msg(p: i32, partial: BucketPartial) -> AggregateMessage {
+        AggregateMessage::Partial {
+            raw_partition: p,
+            generation: 1,
+            partial,
+        }
     }
 }

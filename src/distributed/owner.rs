@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
@@ -92,14 +93,26 @@ impl ConsumerContext for OwnerRebalance {
                 add_commit(&mut commit, &self.topic, q, &owner);
             }
         }
-        self.stats
-            .aggregate_partitions
-            .store(owners.len() as u64, Ordering::Relaxed);
         drop(owners);
         if commit.count() > 0 && consumer.commit(&commit, CommitMode::Sync).is_err() {
             self.stats
                 .offset_commit_failures
                 .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+        self.count_assigned(consumer);
+    }
+}
+
+impl OwnerRebalance {
+    fn count_assigned(&self, consumer: &BaseConsumer<Self>) {
+        if let Ok(assignment) = consumer.assignment() {
+            let n = assignment.elements_for_topic(&self.topic).len();
+            self.stats
+                .aggregate_partitions
+                .store(n as u64, Ordering::Relaxed);
         }
     }
 }
@@ -256,11 +269,7 @@ impl OwnerWorker {
                     .context("invalid [detect] config")?;
                 let owner =
                     AggregateOwner::new(detector, raw_partitions, self.horizon_buckets, suppress);
-                let mut owners = lock(&self.owners);
-                owners.insert(q, owner);
-                self.stats
-                    .aggregate_partitions
-                    .store(owners.len() as u64, Ordering::Relaxed);
+                lock(&self.owners).insert(q, owner);
             }
             {
                 let mut owners = lock(&self.owners);
@@ -279,12 +288,15 @@ impl OwnerWorker {
                 loop {
                     match self.producer.send(record) {
                         Ok(()) => break,
-                        Err((_, back)) => {
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                             if self.crash.load(Ordering::SeqCst) {
                                 return Ok(());
                             }
                             std::thread::sleep(Duration::from_millis(5));
                             record = back;
+                        }
+                        Err((err, back)) => {
+                            anyhow::bail!("failed to produce to {}: {err}", back.topic);
                         }
                     }
                 }

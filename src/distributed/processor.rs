@@ -43,6 +43,9 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(30);
 /// How often the per-partition detectors look at the wall clock and idleness while messages
 /// keep arriving (an idle poll ticks at once).
 const DETECT_TICK: Duration = Duration::from_millis(500);
+/// Progress is re-sent this often even when unchanged: an aggregate owner that rebuilt from
+/// the middle of the topic (after a rebalance) learns every raw partition's state within it.
+const PROGRESS_HEARTBEAT: Duration = Duration::from_secs(5);
 /// How long to wait for topic metadata at start-up.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -95,7 +98,7 @@ pub struct ProcessorStats {
     pub aggregate_alerts_suppressed: AtomicU64,
     /// Aggregate owners: rule alerts produced.
     pub aggregate_alerts_out: AtomicU64,
-    /// Aggregate owners: aggregates partitions currently owned (gauge).
+    /// Aggregate owners: aggregates partitions currently assigned (gauge).
     pub aggregate_partitions: AtomicU64,
 }
 
@@ -414,8 +417,9 @@ struct PartitionRules {
     generation: u64,
     last_message: Instant,
     idle: bool,
-    /// The (closed bucket, idle) last published as progress.
+    /// The (closed bucket, idle) last published as progress, and when.
     published: Option<(Option<i64>, bool)>,
+    published_at: Instant,
 }
 
 struct Worker {
@@ -764,6 +768,7 @@ impl Worker {
             last_message: Instant::now(),
             idle: false,
             published: None,
+            published_at: Instant::now(),
         })
     }
 
@@ -812,10 +817,14 @@ impl Worker {
         let partials = rules.detector.take_partials();
         let closed = rules.detector.closed_bucket();
         let state = (closed, rules.idle);
-        if partials.is_empty() && rules.published == Some(state) {
+        if partials.is_empty()
+            && rules.published == Some(state)
+            && rules.published_at.elapsed() < PROGRESS_HEARTBEAT
+        {
             return Ok(());
         }
         rules.published = Some(state);
+        rules.published_at = Instant::now();
         let (generation, epoch) = (rules.generation, rules.epoch);
         let topic = self.kafka.topics.aggregates.as_str();
         for partial in partials {

@@ -15,6 +15,7 @@ use rdkafka::producer::DefaultProducerContext;
 use sluice::config::{Role, SluiceConfig};
 use sluice::distributed::{
     Agent, DistributedSearcher, Indexer, KafkaConfig, KafkaGroups, KafkaTopics, Processor,
+    ProcessorStats,
 };
 
 use super::support;
@@ -23,6 +24,8 @@ use super::support;
 const RAW_PARTITIONS: i32 = 6;
 /// Partitions of the events topic: more than indexers, so partitions move between them.
 const EVENTS_PARTITIONS: i32 = 4;
+/// Partitions of the aggregates topic: fewer than processors, so one processor owns none.
+const AGGREGATES_PARTITIONS: i32 = 2;
 /// How long a run may take to index everything before the test fails.
 const COMPLETE_TIMEOUT: Duration = Duration::from_secs(75);
 
@@ -53,11 +56,12 @@ impl Broker {
         let groups = KafkaGroups {
             processor: format!("processor-{suffix}"),
             indexer: format!("indexer-{suffix}"),
+            aggregator: format!("aggregator-{suffix}"),
         };
         let layout = [
             (topics.raw.as_str(), RAW_PARTITIONS),
             (topics.events.as_str(), EVENTS_PARTITIONS),
-            (topics.aggregates.as_str(), 2),
+            (topics.aggregates.as_str(), AGGREGATES_PARTITIONS),
             (topics.alerts.as_str(), 1),
             (topics.dead_letter.as_str(), 1),
         ];
@@ -479,6 +483,341 @@ fn a_30s_broker_outage_loses_nothing_and_agent_memory_stays_bounded() -> anyhow:
             "the bound was reached"
         );
         assert_eq!(s.delivery_failures.load(Relaxed), 0);
+    }
+    Ok(())
+}
+
+/// One service ("checkout") on 8 pods, one request every 10 s rotating over the pods (each
+/// pod every 80 s): 30 requests per 5-minute window for the service, at most 4 per pod, so
+/// even 5 pods sharing a raw partition stay under the rules' `min_samples` (20). From minute 3
+/// every 4th request fails with 503 and every 4th (another) takes 3 s.
+fn write_merged_view_workload(pods: &Path, start: i64) -> anyhow::Result<usize> {
+    use std::io::Write;
+    const PODS: usize = 8;
+    const STEPS: i64 = 72;
+    let mut files = Vec::new();
+    for pod in 0..PODS {
+        let dir = pods
+            .join(format!("shop_checkout-{pod}_uid-checkout-{pod}"))
+            .join("checkout");
+        std::fs::create_dir_all(&dir)?;
+        files.push(std::io::BufWriter::new(std::fs::File::create(
+            dir.join("0.log"),
+        )?));
+    }
+    let mut lines = 0;
+    for step in 0..STEPS {
+        let t = start + step * 10;
+        let incident = step >= 18;
+        let status = if incident && step % 4 == 0 { 503 } else { 200 };
+        let duration_ms = if incident && step % 4 == 2 {
+            3000.0
+        } else {
+            120.0
+        };
+        writeln!(
+            files[step as usize % PODS],
+            "{} stdout F {{\"level\": \"info\", \"msg\": \"GET /api/orders\", \"method\": \"GET\", \"path\": \"/api/orders\", \"status_code\": {status}, \"duration_ms\": {duration_ms:.1}}}",
+            stamp(t)?
+        )?;
+        lines += 1;
+    }
+    for file in &mut files {
+        file.flush()?;
+    }
+    Ok(lines)
+}
+
+/// CRI timestamp of Unix second `t`.
+fn stamp(t: i64) -> anyhow::Result<String> {
+    Ok(chrono::DateTime::from_timestamp(t, 0)
+        .ok_or_else(|| anyhow::anyhow!("time {t} out of range"))?
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+}
+
+/// Appends one info line stamped `t` to every pod's log of the merged-view workload: event
+/// time moves past every window on every raw partition that has pods.
+fn append_end_of_workload(pods: &Path, t: i64) -> anyhow::Result<usize> {
+    use std::io::Write;
+    let mut lines = 0;
+    for entry in std::fs::read_dir(pods)? {
+        let path = entry?.path().join("checkout").join("0.log");
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path)?;
+        writeln!(
+            file,
+            "{} stdout F {{\"level\": \"info\", \"msg\": \"end of workload\"}}",
+            stamp(t)?
+        )?;
+        lines += 1;
+    }
+    Ok(lines)
+}
+
+/// Every raw record on the raw topic, per partition, in offset order.
+fn read_raw_topic(broker: &Broker) -> anyhow::Result<Vec<Vec<schemas::RawRecord>>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.brokers)
+        .set("group.id", "sluice-test-raw-reader")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut list = TopicPartitionList::new();
+    let mut remaining = 0;
+    let mut ends = Vec::new();
+    for p in 0..RAW_PARTITIONS {
+        let (low, high) =
+            consumer.fetch_watermarks(&broker.topics.raw, p, Duration::from_secs(10))?;
+        list.add_partition_offset(&broker.topics.raw, p, Offset::Offset(low))?;
+        remaining += high - low;
+        ends.push(high);
+    }
+    consumer.assign(&list)?;
+    let mut out = vec![Vec::new(); RAW_PARTITIONS as usize];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while remaining > 0 {
+        anyhow::ensure!(Instant::now() < deadline, "raw topic not read in time");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                if m.offset() < ends[m.partition() as usize] {
+                    remaining -= 1;
+                    let payload = m.payload().unwrap_or_default();
+                    out[m.partition() as usize].push(serde_json::from_slice(payload)?);
+                }
+            }
+            Some(Err(e)) => anyhow::bail!("raw topic read failed: {e}"),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Every alert on the alerts topic so far.
+fn read_alerts(broker: &Broker) -> anyhow::Result<Vec<schemas::Alert>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.brokers)
+        .set("group.id", "sluice-test-alert-reader")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let (low, high) =
+        consumer.fetch_watermarks(&broker.topics.alerts, 0, Duration::from_secs(10))?;
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(&broker.topics.alerts, 0, Offset::Offset(low))?;
+    consumer.assign(&list)?;
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut next = low;
+    while next < high {
+        anyhow::ensure!(Instant::now() < deadline, "alerts topic not read in time");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                next = m.offset() + 1;
+                out.push(serde_json::from_slice(m.payload().unwrap_or_default())?);
+            }
+            Some(Err(e)) => anyhow::bail!("alerts topic read failed: {e}"),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the rules of one single-process detector over `events` (in time order) and returns
+/// the alerts of the rules (not security or pattern alerts), sorted.
+fn single_process_rule_alerts(events: &[schemas::LogEvent]) -> anyhow::Result<Vec<schemas::Alert>> {
+    let config = detect::DetectConfig {
+        security_enabled: false,
+        patterns_enabled: false,
+        allowed_lateness_secs: MERGED_VIEW_LATENESS_SECS,
+        ..detect::DetectConfig::default()
+    };
+    let mut detector = detect::Detector::try_new(&config)?;
+    let mut alerts = Vec::new();
+    let mut sorted = events.to_vec();
+    sorted.sort_by_key(|e| e.timestamp);
+    for mut event in sorted {
+        detector.process(&mut event, &mut alerts);
+    }
+    detector.finish(&mut alerts);
+    Ok(sort_alerts(alerts))
+}
+
+fn sort_alerts(mut alerts: Vec<schemas::Alert>) -> Vec<schemas::Alert> {
+    alerts.sort_by(|a, b| {
+        (a.starts_at, &a.fingerprint, a.ends_at, &a.annotations).cmp(&(
+            b.starts_at,
+            &b.fingerprint,
+            b.ends_at,
+            &b.annotations,
+        ))
+    });
+    alerts
+}
+
+fn rule_alerts(alerts: Vec<schemas::Alert>) -> Vec<schemas::Alert> {
+    let rules: Vec<String> = detect::config::builtin_rules("")
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    sort_alerts(
+        alerts
+            .into_iter()
+            .filter(|a| {
+                a.labels
+                    .get(schemas::LABEL_ALERTNAME)
+                    .is_some_and(|n| rules.contains(n))
+            })
+            .collect(),
+    )
+}
+
+/// The agent reads one pod's file after another, so a raw partition shared by several pods
+/// sees their (old) lines out of time order by up to the workload's 12 minutes: both sides
+/// tolerate that much disorder. Lateness is not rule semantics; windows, thresholds and
+/// `for` are the runbook's.
+const MERGED_VIEW_LATENESS_SECS: u64 = 3_600;
+
+#[test]
+fn three_processors_alert_on_the_merged_view_exactly_like_one_detector() -> anyhow::Result<()> {
+    let broker = Broker::start("merged")?;
+    let dirs = tempfile::tempdir()?;
+    let pods = dirs.path().join("pods");
+    let start = support::recent_start().timestamp();
+    let mut lines = write_merged_view_workload(&pods, start)?;
+    let mut kafka = broker.kafka(5_000);
+    // Old timestamps: event time must move with the events only. Partitions without pods stop
+    // holding the owners back once idle; long enough that no partition with pods goes idle
+    // before the agent reaches it.
+    kafka.consumer.wall_clock_watermark = false;
+    kafka.consumer.idle_partition_ms = 10_000;
+    let mut processors = (0..3)
+        .map(|p| {
+            let data = dirs.path().join(format!("processor-{p}"));
+            let mut config = role_config(Role::Processor, kafka.clone(), None, &data);
+            config.detect.allowed_lateness_secs = MERGED_VIEW_LATENESS_SECS;
+            Processor::start(&config)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Every processor owns raw partitions, and the aggregates partitions have owners, before
+    // any line is shipped (rebalances later are survived, but cost replays).
+    let assigned: Vec<_> = processors.iter().map(Processor::stats).collect();
+    assert!(
+        support::wait_for(Duration::from_secs(30), || {
+            let sum = |f: fn(&ProcessorStats) -> u64| assigned.iter().map(|s| f(s)).sum::<u64>();
+            assigned
+                .iter()
+                .all(|s| s.assigned_partitions.load(Relaxed) > 0)
+                && sum(|s| s.assigned_partitions.load(Relaxed)) == RAW_PARTITIONS as u64
+                && sum(|s| s.aggregate_partitions.load(Relaxed)) == AGGREGATES_PARTITIONS as u64
+        }),
+        "the processor groups never settled"
+    );
+    let agent = Agent::start(&role_config(
+        Role::Agent,
+        kafka.clone(),
+        Some(&pods),
+        &dirs.path().join("agent"),
+    ))?;
+    let delivered = agent.stats();
+    assert!(
+        support::wait_for(Duration::from_secs(60), || {
+            delivered.records_delivered.load(Relaxed) >= lines as u64
+        }),
+        "the agent delivered {} of {lines} lines",
+        delivered.records_delivered.load(Relaxed)
+    );
+    // Only now that every request is shipped: the end-of-workload lines close the windows.
+    lines += append_end_of_workload(&pods, start + 720 + 2 * MERGED_VIEW_LATENESS_SECS as i64)?;
+    assert!(
+        support::wait_for(Duration::from_secs(60), || {
+            delivered.records_delivered.load(Relaxed) >= lines as u64
+        }),
+        "the agent delivered {} of {lines} lines",
+        delivered.records_delivered.load(Relaxed)
+    );
+
+    // The single-process truth, from exactly the records the processors consumed.
+    let raw = read_raw_topic(&broker)?;
+    let mut parser = parse::Parser::try_new(&SluiceConfig::default().parse)?;
+    let per_partition: Vec<Vec<schemas::LogEvent>> = raw
+        .iter()
+        .map(|records| records.iter().map(|r| parser.parse_record(r)).collect())
+        .collect();
+    let all: Vec<schemas::LogEvent> = per_partition.iter().flatten().cloned().collect();
+    assert_eq!(all.len(), lines);
+    let busy = per_partition.iter().filter(|p| !p.is_empty()).count();
+    assert!(busy >= 2, "the service's pods span {busy} raw partitions");
+    let expected = single_process_rule_alerts(&all)?;
+    let fired: HashSet<&str> = expected
+        .iter()
+        .filter(|a| a.status == schemas::AlertStatus::Firing)
+        .map(|a| a.labels[schemas::LABEL_ALERTNAME].as_str())
+        .collect();
+    assert!(
+        fired.contains("HighErrorRate") && fired.contains("HighLatency"),
+        "the merged view fires: {fired:?}"
+    );
+    for (p, events) in per_partition.iter().enumerate() {
+        let alone = single_process_rule_alerts(events)?;
+        assert!(
+            alone.is_empty(),
+            "raw partition {p} alone must not fire: {alone:?}"
+        );
+    }
+
+    // The distributed result: the owners' alerts on the alerts topic.
+    let mut got = Vec::new();
+    let complete = support::wait_for(Duration::from_secs(60), || {
+        got = read_alerts(&broker).map(rule_alerts).unwrap_or_default();
+        got.len() >= expected.len()
+    });
+    for p in &mut processors {
+        p.check_health()?;
+    }
+    let stats: Vec<_> = processors.iter().map(Processor::stats).collect();
+    for s in &stats {
+        eprintln!("processor: {s:?}");
+    }
+    let brief = |alerts: &[schemas::Alert]| -> Vec<String> {
+        alerts
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {:?} {} {:?} {}",
+                    a.labels[schemas::LABEL_ALERTNAME],
+                    a.status,
+                    a.starts_at,
+                    a.ends_at,
+                    a.annotations.get("value").map_or("", String::as_str)
+                )
+            })
+            .collect()
+    };
+    assert!(
+        complete,
+        "{} of {} alerts: {:#?} expected {:#?}",
+        got.len(),
+        expected.len(),
+        brief(&got),
+        brief(&expected)
+    );
+    // Anything duplicated would arrive within a few commit intervals.
+    std::thread::sleep(Duration::from_secs(2));
+    let got = rule_alerts(read_alerts(&broker)?);
+    assert_eq!(
+        brief(&got),
+        brief(&expected),
+        "distributed alerts vs one detector"
+    );
+    assert_eq!(got, expected, "distributed alerts vs one detector");
+    let merged: u64 = stats.iter().map(|s| s.aggregate_merged.load(Relaxed)).sum();
+    let late: u64 = stats.iter().map(|s| s.aggregate_late.load(Relaxed)).sum();
+    assert!(merged > 0);
+    assert_eq!(late, 0, "no partial arrived after its bucket was evaluated");
+    agent.shutdown()?;
+    for p in processors {
+        p.shutdown()?;
     }
     Ok(())
 }
