@@ -539,11 +539,14 @@ impl<'a> Collector<'a> {
         self.cache
     }
 
-    /// Offers one top-level `key → value` of the record.
+    /// Offers one top-level `key → value` of the record. Inlined into the format parsers:
+    /// passing the value through memory to a call cost a store-forwarding stall per field.
+    #[inline(always)]
     pub(crate) fn offer(&mut self, key: Cow<'a, str>, val: JVal<'a>) {
         self.offer_in(Ctx::Root, key, val);
     }
 
+    #[inline(always)]
     fn offer_in(&mut self, ctx: Ctx, key: Cow<'a, str>, val: JVal<'a>) {
         let (role, obj_ctx, unit) = self.cache.meaning(ctx, &key);
         match (val, role, obj_ctx) {
