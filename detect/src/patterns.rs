@@ -15,10 +15,11 @@
 //!    one hash and one probe.
 //! 3. Otherwise the masked tokens are compared with the templates of the same token count and
 //!    first token; the most similar one above [`PatternConfig::similarity_threshold`] absorbs
-//!    the message (the differing segments become `<*>`). As in Drain's second tree level, a
-//!    different second word keeps templates apart (`Failed password ...` / `Failed none ...`),
-//!    until similar templates show more than four second words: then it is a value (`user
-//!    alice ...`, `user bob ...`) and those templates fold into one.
+//!    the message (the differing segments become `<*>`). A different second word (as in
+//!    Drain's second tree level: `Failed password ...` / `Failed none ...`), or a single
+//!    differing word elsewhere (`stored as values` / `stored as bytes`), keeps templates apart
+//!    until that column shows more than two words: then it is a value (`user alice ...`,
+//!    `user bob ...`, `user carol ...`) and those templates fold into one.
 //! 4. Otherwise the message's *shape* is looked up: its constant tokens in order, with every
 //!    run of variable tokens (and the unit words after a variable: `bytes`, `KB`, `sec`) as one
 //!    span. A template of the same shape but another token count (`815 bytes received` /
@@ -33,7 +34,8 @@
 //! use detect::patterns::{PatternConfig, PatternMiner};
 //! let mut miner = PatternMiner::try_new(&PatternConfig::default()).expect("default config is valid");
 //! miner.assign("login of alice from 10.0.0.1");
-//! let m = miner.assign("login of bob from 10.0.0.2");
+//! miner.assign("login of bob from 10.0.0.2");
+//! let m = miner.assign("login of carol from 10.0.0.3");
 //! assert_eq!(m.template, "login of <*> from <*>");
 //! ```
 
@@ -548,8 +550,8 @@ impl PatternMiner {
     fn assign_slow(&mut self, masked: &str) -> (usize, bool) {
         let tokens: Vec<&str> = masked.split(' ').collect();
         let mut best: Option<(usize, f64)> = None;
-        // Similar templates held apart only because their second word differs.
-        let mut blocked: Vec<(usize, f64)> = Vec::new();
+        // Similar templates held apart only by a word column (see `word_column`), with it.
+        let mut blocked: Vec<(usize, f64, usize)> = Vec::new();
         if let Some(candidates) = self.by_len.get(&bucket_key(&tokens)) {
             for &ci in candidates {
                 let ct = &self.clusters[ci as usize].tokens;
@@ -557,8 +559,8 @@ impl PatternMiner {
                 if sim < self.config.similarity_threshold {
                     continue;
                 }
-                if second_words_differ(ct, &tokens) {
-                    blocked.push((ci as usize, sim));
+                if let Some(col) = word_column(ct, &tokens) {
+                    blocked.push((ci as usize, sim, col));
                 } else if best.is_none_or(|(_, best_sim)| sim > best_sim) {
                     best = Some((ci as usize, sim));
                 }
@@ -566,19 +568,22 @@ impl PatternMiner {
         }
         let mut absorb = Vec::new();
         if best.is_none() && !blocked.is_empty() {
-            // The second word takes more values than a keyword does: it is a variable. The
-            // message joins the most similar sibling and the others are folded into it.
+            // When the column of the most similar one shows more words than an enum would, it
+            // is a variable: the message joins that template and the siblings that differ in
+            // the same column fold into it.
+            blocked.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let col = blocked[0].2;
+            blocked.retain(|b| b.2 == col);
             let mut words: Vec<&str> = blocked
                 .iter()
-                .map(|&(ci, _)| self.clusters[ci].tokens[1].as_str())
+                .map(|&(ci, _, _)| self.clusters[ci].tokens[col].as_str())
                 .collect();
-            words.push(tokens[1]);
+            words.push(tokens[col]);
             words.sort_unstable();
             words.dedup();
-            if words.len() > MAX_SECOND_WORDS {
-                blocked.sort_by(|a, b| b.1.total_cmp(&a.1));
-                best = Some(blocked[0]);
-                absorb = blocked[1..].iter().map(|&(ci, _)| ci).collect();
+            if words.len() > MAX_WORD_COLUMN_VALUES {
+                best = Some((blocked[0].0, blocked[0].1));
+                absorb = blocked[1..].iter().map(|&(ci, _, _)| ci).collect();
             }
         }
         if let Some((idx, _)) = best {
@@ -792,12 +797,34 @@ fn bucket_key<S: AsRef<str>>(tokens: &[S]) -> (usize, u64) {
     (tokens.len(), class)
 }
 
-/// Most distinct words the second token of similar templates may take before it is taken for
-/// a variable. Below it the word names the event, as in Drain's second tree level (`Failed
-/// password ...` / `Failed none ...`, `stored as values` / `stored as bytes` further on is the
-/// similarity's job); above it the word is a value (`user alice ...`, `user bob ...`), and the
-/// siblings are folded into one template.
-const MAX_SECOND_WORDS: usize = 4;
+/// Most distinct words a word column of similar templates may show before it is taken for a
+/// variable. Two words may be the two members of an enum that name different events (`Failed
+/// password ...` / `Failed none ...`, `stored as values` / `stored as bytes`, `opened` /
+/// `closed`), so they keep their templates apart; a third word in the same place makes it a
+/// value (`user alice ...`, `user bob ...`, `user carol ...`) and the templates fold into one.
+const MAX_WORD_COLUMN_VALUES: usize = 2;
+
+/// The word column that alone keeps `tokens` out of `template`: the second token when both
+/// are different constants (Drain's second tree level), or the one position where both hold
+/// different plain words while every other position agrees. `None` when neither applies.
+fn word_column<S: AsRef<str>>(template: &[S], tokens: &[&str]) -> Option<usize> {
+    if second_words_differ(template, tokens) {
+        return Some(1);
+    }
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphabetic());
+    let mut col = None;
+    for (i, (t, m)) in template.iter().zip(tokens).enumerate() {
+        let t = t.as_ref();
+        if t == *m || compatible_tokens(t, m) {
+            continue;
+        }
+        if col.is_some() || !plain(t) || !plain(m) {
+            return None;
+        }
+        col = Some(i);
+    }
+    col
+}
 
 /// True when both sequences have a second token, both are constants, and they differ.
 fn second_words_differ<S: AsRef<str>>(template: &[S], tokens: &[&str]) -> bool {
@@ -1467,6 +1494,7 @@ mod tests {
     fn second_word_names_the_event_until_it_takes_many_values() -> Result<(), PatternError> {
         let mut m = PatternMiner::try_new(&PatternConfig::default())?;
         m.assign("Failed password for invalid user x from 1.2.3.4 port 22 ssh2");
+        m.assign("Failed password for invalid user w from 1.2.3.4 port 22 ssh2");
         let none = m
             .assign("Failed none for invalid user y from 1.2.3.5 port 23 ssh2")
             .template
@@ -1480,7 +1508,7 @@ mod tests {
             password.template, "Failed password for invalid user <*> from <*> port <*> ssh2",
             "a keyword in second place names another event"
         );
-        // Five distinct second words are values, not keywords: one template.
+        // Three or more distinct second words are values, not keywords: one template.
         for user in ["alice", "bob", "carol", "dave", "erin"] {
             m.assign(&format!("user {user} logged in from 10.0.0.1"));
         }
@@ -1499,6 +1527,30 @@ mod tests {
             .map(|t| t.2)
             .sum();
         assert_eq!(total, 6, "the folded templates keep their counts");
+        Ok(())
+    }
+
+    #[test]
+    fn a_two_word_column_names_events_and_a_third_word_folds_it() -> Result<(), PatternError> {
+        let mut m = PatternMiner::try_new(&PatternConfig::default())?;
+        let line = |w: &str, n: u32| format!("Block b{n} stored as {w} in memory (size {n} KB)");
+        for n in 10..13 {
+            m.assign(&line("values", n));
+            m.assign(&line("bytes", n));
+        }
+        let values = m.assign(&line("values", 19)).template.to_string();
+        let bytes = m.assign(&line("bytes", 19)).template.to_string();
+        assert_eq!(values, "Block <*> stored as values in memory (size <*> KB)");
+        assert_eq!(bytes, "Block <*> stored as bytes in memory (size <*> KB)");
+        let t = m.assign(&line("pages", 11)).template.to_string();
+        assert_eq!(t, "Block <*> stored as <*> in memory (size <*> KB)");
+        assert_eq!(
+            m.len(),
+            1,
+            "the siblings folded: {:?}",
+            m.templates().collect::<Vec<_>>()
+        );
+        assert_eq!(m.assign(&line("values", 12)).template, t);
         Ok(())
     }
 
@@ -1594,12 +1646,16 @@ mod tests {
             .assign("Invalid user alice from 1.2.3.4 port 22")
             .id
             .to_string();
-        let second = m.assign("Invalid user bob from 1.2.3.5 port 23");
-        assert_eq!(second.template, "Invalid user <*> from <*> port <*>");
-        assert!(!second.is_new);
-        assert_ne!(first, second.id, "the id follows the template text");
-        let id = second.id.to_string();
-        assert_eq!(m.assign("Invalid user carol from 9.9.9.9 port 24").id, id);
+        // Two names could be an enum; the third makes the column a variable.
+        assert!(m.assign("Invalid user bob from 1.2.3.5 port 23").is_new);
+        let third = m.assign("Invalid user carol from 1.2.3.6 port 25");
+        assert_eq!(third.template, "Invalid user <*> from <*> port <*>");
+        assert!(!third.is_new);
+        assert_ne!(first, third.id, "the id follows the template text");
+        let id = third.id.to_string();
+        assert_eq!(m.assign("Invalid user dave from 9.9.9.9 port 24").id, id);
+        assert_eq!(m.assign("Invalid user alice from 1.2.3.4 port 22").id, id);
+        assert_eq!(m.len(), 1);
         assert_eq!(id, template_id("Invalid user <*> from <*> port <*>"));
         Ok(())
     }
@@ -1636,6 +1692,8 @@ mod tests {
         let mut ev = event(0, "order 42 shipped to alice in 3 days", None);
         m.process(&mut ev, &mut out);
         let mut ev = event(1, "order 43 shipped to bob in 5 days", None);
+        m.process(&mut ev, &mut out);
+        let mut ev = event(2, "order 44 shipped to carol in 2 days", None);
         m.process(&mut ev, &mut out);
         let template = "order <*> shipped to <*> in <*> days";
         assert_eq!(ev.sluice.pattern.template.as_deref(), Some(template));
