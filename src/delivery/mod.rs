@@ -146,6 +146,9 @@ pub struct DeliveryStats {
     pub failed_attempts: AtomicU64,
     pub dropped_outbox_full: AtomicU64,
     pub pending: AtomicU64,
+    /// Alerts taken from the queue and written to every target's outbox (or printed): a
+    /// producer that counts what it submitted knows what is durable.
+    pub persisted: AtomicU64,
 }
 
 impl DeliveryStats {
@@ -276,6 +279,7 @@ impl Dispatcher {
                     }
                     notify.notify_one();
                 }
+                fanout_stats.persisted.fetch_add(1, Ordering::Relaxed);
             }
         }));
         Ok(Dispatcher {

@@ -118,6 +118,9 @@ pub struct KafkaGroups {
     /// `topics.aggregates`): the owner of a rule key's partition merges every processor's
     /// partials for it and emits its alerts.
     pub aggregator: String,
+    /// Group of the alert deliverers inside the `processor` role (consume `topics.alerts` into
+    /// the `[alerting]` outboxes).
+    pub alerts: String,
 }
 
 impl Default for KafkaGroups {
@@ -126,6 +129,7 @@ impl Default for KafkaGroups {
             processor: "sluice-processor".into(),
             indexer: "sluice-indexer".into(),
             aggregator: "sluice-aggregator".into(),
+            alerts: "sluice-alerts".into(),
         }
     }
 }
@@ -286,13 +290,21 @@ impl KafkaConfig {
         if self.groups.processor == self.groups.indexer {
             return Err("kafka.groups.indexer: must differ from groups.processor".into());
         }
-        if self.groups.aggregator.is_empty()
-            || self.groups.aggregator == self.groups.processor
-            || self.groups.aggregator == self.groups.indexer
-        {
-            return Err(
-                "kafka.groups.aggregator: must be set and differ from the other groups".into(),
-            );
+        let groups = [
+            &self.groups.processor,
+            &self.groups.indexer,
+            &self.groups.aggregator,
+            &self.groups.alerts,
+        ];
+        for (i, g) in groups.iter().enumerate() {
+            if groups[..i].contains(g) {
+                return Err(format!(
+                    "kafka.groups: {g:?} is used twice; every group must differ"
+                ));
+            }
+        }
+        if self.groups.aggregator.is_empty() || self.groups.alerts.is_empty() {
+            return Err("kafka.groups: group ids must not be empty".into());
         }
         if self.topics.aggregates == self.topics.raw || self.topics.aggregates == self.topics.events
         {

@@ -10,7 +10,10 @@
 //! - [`Agent::start`]: tail → raw topic (key `<pod uid>/<container>`, so per-container order
 //!   holds); a record's checkpoint advances only on its delivery report.
 //! - [`Processor::start`]: raw → parse → detect → events topic (same key) and alerts; a raw
-//!   offset is committed only once every output for it and before it is acknowledged.
+//!   offset is committed only once every output for it and before it is acknowledged. Rules
+//!   are evaluated on the merged view of all processors ([`aggregate`]); when `[alerting]`
+//!   names a target, the processors also deliver the alerts topic through the durable outbox
+//!   (`kafka.groups.alerts`).
 //! - [`Indexer::start`]: events → one [`index::Store`] per events partition under
 //!   `<data_dir>/partitions/<n>/`; offsets are committed only after `Store::commit`.
 //! - [`DistributedSearcher`]: counts and searches across every partition store.
@@ -31,6 +34,7 @@
 
 mod agent;
 pub mod aggregate;
+mod alerts;
 mod config;
 mod indexer;
 mod offsets;
@@ -149,7 +153,12 @@ impl RoleHandle {
                 r.ingest_stats().render_prometheus(out);
                 r.stats().render_prometheus(out);
             }
-            RoleHandle::Processor(r) => r.stats().render_prometheus(out),
+            RoleHandle::Processor(r) => {
+                r.stats().render_prometheus(out);
+                if let Some(delivery) = r.delivery_stats() {
+                    delivery.render_prometheus(out);
+                }
+            }
             RoleHandle::Indexer(r) => r.stats().render_prometheus(out),
         }
     }

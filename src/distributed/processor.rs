@@ -29,6 +29,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 use super::aggregate::{AggregateMessage, partial_key};
+use super::alerts::DeliveryThread;
 use super::offsets::{InputRef, OffsetTracker};
 use super::owner::OwnerThread;
 use super::{HEADER_ERROR, HEADER_EVENT_VERSION, HEADER_RAW_VERSION, KafkaConfig};
@@ -100,6 +101,10 @@ pub struct ProcessorStats {
     pub aggregate_alerts_out: AtomicU64,
     /// Aggregate owners: aggregates partitions currently assigned (gauge).
     pub aggregate_partitions: AtomicU64,
+    /// Alert delivery: alerts consumed from the alerts topic and handed to the dispatcher.
+    pub alerts_in: AtomicU64,
+    /// Alert delivery: messages on the alerts topic that are not alerts (skipped).
+    pub alerts_undecodable: AtomicU64,
 }
 
 impl ProcessorStats {
@@ -218,6 +223,16 @@ impl ProcessorStats {
                     "sluice_aggregate_partitions",
                     &self.aggregate_partitions,
                     "gauge",
+                ),
+                (
+                    "sluice_processor_alerts_in_total",
+                    &self.alerts_in,
+                    "counter",
+                ),
+                (
+                    "sluice_processor_alerts_undecodable_total",
+                    &self.alerts_undecodable,
+                    "counter",
                 ),
             ],
         );
@@ -394,6 +409,7 @@ fn lock(tracker: &Mutex<OffsetTracker>) -> MutexGuard<'_, OffsetTracker> {
 pub struct Processor {
     thread: Option<JoinHandle<anyhow::Result<()>>>,
     owner: Option<OwnerThread>,
+    delivery: Option<DeliveryThread>,
     stop: Arc<AtomicBool>,
     crash: Arc<AtomicBool>,
     stats: Arc<ProcessorStats>,
@@ -502,6 +518,17 @@ impl Processor {
         consumer
             .subscribe(&[&kafka.topics.raw])
             .with_context(|| format!("failed to subscribe to {}", kafka.topics.raw))?;
+        let delivery = if super::alerts::has_targets(&config.alerting) {
+            Some(DeliveryThread::start(
+                &kafka,
+                &config.alerting,
+                stats.clone(),
+                stop.clone(),
+                crash.clone(),
+            )?)
+        } else {
+            None
+        };
         let owner = OwnerThread::start(
             &kafka,
             &rules_config,
@@ -535,6 +562,7 @@ impl Processor {
         Ok(Processor {
             thread: Some(thread),
             owner: Some(owner),
+            delivery,
             stop,
             crash,
             stats,
@@ -546,12 +574,20 @@ impl Processor {
         self.stats.clone()
     }
 
+    /// The alert dispatcher's counters, when `[alerting]` names a target.
+    pub fn delivery_stats(&self) -> Option<Arc<crate::delivery::DeliveryStats>> {
+        self.delivery.as_ref().map(DeliveryThread::stats)
+    }
+
     /// Fails when the processor thread stopped with an error.
     ///
     /// # Errors
     /// That error.
     pub fn check_health(&mut self) -> anyhow::Result<()> {
         super::check_thread(&mut self.thread, "processor")?;
+        if let Some(delivery) = &mut self.delivery {
+            delivery.check_health()?;
+        }
         match &mut self.owner {
             Some(owner) => owner.check_health(),
             None => Ok(()),
@@ -575,7 +611,11 @@ impl Processor {
             Some(owner) => owner.join(),
             None => Ok(()),
         };
-        processed.and(owned)
+        let delivered = match self.delivery.take() {
+            Some(delivery) => delivery.join(),
+            None => Ok(()),
+        };
+        processed.and(owned).and(delivered)
     }
 }
 
@@ -588,6 +628,10 @@ impl Drop for Processor {
         if let Some(owner) = self.owner.take() {
             self.crash.store(true, Ordering::SeqCst);
             let _ = owner.join();
+        }
+        if let Some(delivery) = self.delivery.take() {
+            self.crash.store(true, Ordering::SeqCst);
+            let _ = delivery.join();
         }
     }
 }

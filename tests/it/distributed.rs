@@ -57,6 +57,7 @@ impl Broker {
             processor: format!("processor-{suffix}"),
             indexer: format!("indexer-{suffix}"),
             aggregator: format!("aggregator-{suffix}"),
+            alerts: format!("alerts-{suffix}"),
         };
         let layout = [
             (topics.raw.as_str(), RAW_PARTITIONS),
@@ -678,9 +679,62 @@ fn rule_alerts(alerts: Vec<schemas::Alert>) -> Vec<schemas::Alert> {
 /// `for` are the runbook's.
 const MERGED_VIEW_LATENESS_SECS: u64 = 3_600;
 
+/// A webhook receiver on 127.0.0.1 that keeps every alert it is sent.
+struct WebhookReceiver {
+    url: String,
+    alerts: std::sync::Arc<std::sync::Mutex<Vec<schemas::Alert>>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl WebhookReceiver {
+    fn start() -> anyhow::Result<WebhookReceiver> {
+        type Seen = std::sync::Arc<std::sync::Mutex<Vec<schemas::Alert>>>;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let alerts: Seen = Default::default();
+        let seen = alerts.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let seen = seen.clone();
+                async move {
+                    #[derive(serde::Deserialize)]
+                    struct Body {
+                        alerts: Vec<schemas::Alert>,
+                    }
+                    match serde_json::from_slice::<Body>(&body) {
+                        Ok(b) => {
+                            seen.lock().expect("receiver lock").extend(b.alerts);
+                            axum::http::StatusCode::OK
+                        }
+                        Err(_) => axum::http::StatusCode::BAD_REQUEST,
+                    }
+                }
+            }),
+        );
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let url = format!("http://{}/hook", listener.local_addr()?);
+        rt.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(WebhookReceiver {
+            url,
+            alerts,
+            _rt: rt,
+        })
+    }
+
+    fn received(&self) -> Vec<schemas::Alert> {
+        self.alerts.lock().expect("receiver lock").clone()
+    }
+}
+
 #[test]
 fn three_processors_alert_on_the_merged_view_exactly_like_one_detector() -> anyhow::Result<()> {
     let broker = Broker::start("merged")?;
+    let receiver = WebhookReceiver::start()?;
     let dirs = tempfile::tempdir()?;
     let pods = dirs.path().join("pods");
     let start = support::recent_start().timestamp();
@@ -696,6 +750,17 @@ fn three_processors_alert_on_the_merged_view_exactly_like_one_detector() -> anyh
             let data = dirs.path().join(format!("processor-{p}"));
             let mut config = role_config(Role::Processor, kafka.clone(), None, &data);
             config.detect.allowed_lateness_secs = MERGED_VIEW_LATENESS_SECS;
+            // The alerts topic is delivered by whichever processor owns its partition.
+            config
+                .alerting
+                .webhooks
+                .push(sluice::delivery::WebhookConfig {
+                    name: Some("test".into()),
+                    url: receiver.url.clone(),
+                    secret_env: None,
+                    secret_file: None,
+                });
+            config.alerting.initial_backoff_ms = 100;
             Processor::start(&config)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -811,6 +876,27 @@ fn three_processors_alert_on_the_merged_view_exactly_like_one_detector() -> anyh
         "distributed alerts vs one detector"
     );
     assert_eq!(got, expected, "distributed alerts vs one detector");
+    // Delivery: every alert of the topic reached the webhook once, through an outbox.
+    assert!(
+        support::wait_for(Duration::from_secs(30), || rule_alerts(receiver.received())
+            .len()
+            >= expected.len()),
+        "the webhook received {} of {} rule alerts",
+        rule_alerts(receiver.received()).len(),
+        expected.len()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        rule_alerts(receiver.received()),
+        expected,
+        "alerts delivered to the webhook"
+    );
+    let delivered: u64 = processors
+        .iter()
+        .filter_map(Processor::delivery_stats)
+        .map(|d| d.delivered.load(Relaxed))
+        .sum();
+    assert!(delivered >= expected.len() as u64, "{delivered} delivered");
     let merged: u64 = stats.iter().map(|s| s.aggregate_merged.load(Relaxed)).sum();
     let late: u64 = stats.iter().map(|s| s.aggregate_late.load(Relaxed)).sum();
     assert!(merged > 0);
