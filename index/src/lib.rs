@@ -38,8 +38,8 @@ pub use aggregate::{
     AggregateRequest, AggregateResponse, Aggregation, DateBucket, PercentileValue, TermBucket,
 };
 pub use config::{
-    DEFAULT_COMMIT_INTERVAL_MS, DEFAULT_COMMIT_MAX_DOCS, DEFAULT_RETENTION_DAYS,
-    DEFAULT_WRITER_HEAP_BYTES, DEFAULT_WRITER_THREADS, IndexConfig,
+    DEFAULT_COMMIT_INTERVAL_MS, DEFAULT_COMMIT_MAX_DOCS, DEFAULT_MAX_OPEN_WRITERS,
+    DEFAULT_RETENTION_DAYS, DEFAULT_WRITER_HEAP_BYTES, DEFAULT_WRITER_THREADS, IndexConfig,
 };
 pub use error::IndexError;
 pub use search::{DEFAULT_LIMIT, MAX_LIMIT, SearchRequest, SearchResponse, Searcher};
