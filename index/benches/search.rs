@@ -21,8 +21,10 @@ use index::{AggregateRequest, Aggregation, IndexConfig, SearchRequest, Searcher,
 const DEFAULT_DOCS: u64 = 10_000_000;
 /// The corpus covers three full days, so a 24 h query touches one day partition of three.
 const CORPUS_DAYS: i64 = 3;
-/// Written once the corpus is complete; holds the corpus start time (RFC 3339).
-const MARKER: &str = "bench-complete";
+/// Written once the corpus is complete; holds the corpus start time (RFC 3339). Versioned:
+/// bump it when the schema or the on-disk format changes (v2: sstable term dictionaries,
+/// `event.original` not indexed), so an old corpus is rebuilt instead of misread.
+const MARKER: &str = "bench-complete-v2";
 
 fn corpus_dir(docs: u64) -> PathBuf {
     std::env::var_os("SLUICE_INDEX_BENCH_DIR")
