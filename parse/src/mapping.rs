@@ -1135,14 +1135,15 @@ fn is_ipv4(b: &[u8]) -> bool {
         while i < b.len() && i - start < 4 && b[i].is_ascii_digit() {
             i += 1;
         }
-        let ok = match &b[start..i] {
-            [_] => true,
-            [b'1'..=b'9', _] => true,
-            [b'1', _, _] => true,
-            [b'2', b'0'..=b'4', _] => true,
-            [b'2', b'5', b'0'..=b'5'] => true,
-            _ => false,
-        };
+        // Digits only (the loop above), so the patterns just bound the value by 255 and
+        // rule out leading zeros.
+        let ok = matches!(
+            &b[start..i],
+            [_] | [b'1'..=b'9', _]
+                | [b'1', _, _]
+                | [b'2', b'0'..=b'4', _]
+                | [b'2', b'5', b'0'..=b'5']
+        );
         octets += 1;
         if !ok {
             return false;
