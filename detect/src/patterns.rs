@@ -1052,6 +1052,14 @@ fn mask_token(msg: &str, start: usize, mask_paths: bool, out: &mut String) -> us
         if is_hex_colon_address(token.as_bytes()) {
             out.truncate(token_start);
             out.push_str(WILDCARD);
+        } else if let Some((a, z)) = embedded_hex_colon_address(token.as_bytes()) {
+            // `mac=aa:bb:cc:dd:ee:0f`, `mLp(FF:F2:9F:16:CF:0F)`: mask the address whole and
+            // the text around it as usual. Both parts are shorter than the token, and the
+            // delimiters around the address are ASCII, so the cuts are char boundaries.
+            out.truncate(token_start);
+            mask_token(&token[..a], 0, mask_paths, out);
+            out.push_str(WILDCARD);
+            mask_token(&token[z..], 0, mask_paths, out);
         } else if let Some(scheme_end) = url_scheme_end(token) {
             // `hdfs://10.0.0.1:9000/x` or `[akka.tcp://sys@10.0.0.1:25]`: keep the text up to
             // the scheme's `://`, mask the rest up to trailing punctuation.
@@ -1068,6 +1076,29 @@ fn mask_token(msg: &str, start: usize, mask_paths: bool, out: &mut String) -> us
         }
     }
     i
+}
+
+/// The byte range of a MAC or IPv6 address inside a token, between delimiters (`mac=<addr>`,
+/// `(<addr>)`): the first maximal run of hex digits and colons that is one.
+fn embedded_hex_colon_address(token: &[u8]) -> Option<(usize, usize)> {
+    let is_part = |c: u8| c.is_ascii_hexdigit() || c == b':';
+    let mut i = 0;
+    while i < token.len() {
+        if !is_part(token[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < token.len() && is_part(token[i]) {
+            i += 1;
+        }
+        let bounded = (start == 0 || is_delimiter(token[start - 1]))
+            && (i == token.len() || is_delimiter(token[i]));
+        if bounded && (start > 0 || i < token.len()) && is_hex_colon_address(&token[start..i]) {
+            return Some((start, i));
+        }
+    }
+    None
 }
 
 /// The end of `scheme://` in a token (`hdfs://`, `akka.tcp://`), if it holds one.
@@ -1552,6 +1583,18 @@ mod tests {
         );
         assert_eq!(m.assign(&line("values", 12)).template, t);
         Ok(())
+    }
+
+    #[test]
+    fn embedded_mac_addresses_are_one_variable() {
+        assert_eq!(
+            masked("NodeCard(mLp(FF:F2:9F:16:CF:0F:00:0D:60:E9:30:F0), mIp(10.2.2.80))"),
+            "NodeCard(mLp(<*>), mIp(<*>))"
+        );
+        assert_eq!(masked("mac=aa:bb:cc:dd:ee:0f up"), "mac=<*> up");
+        assert_eq!(masked("addr=[fe80::1]:8080"), "addr=[<*>]:<*>");
+        assert_eq!(masked("at 07:57:30 ok"), "at <*>:<*>:<*> ok");
+        assert_eq!(masked("cafe:beef:add"), "cafe:beef:add");
     }
 
     #[test]
