@@ -13,7 +13,16 @@
 //! consumes; the runbook rules run per raw partition in partial-export mode and publish closed
 //! buckets to the aggregates topic, where the aggregate owners ([`super::aggregate`], a thread
 //! of this role) merge and evaluate them. A raw offset is committed only once the buckets it was
-//! counted in are published and acknowledged.
+//! counted in was published and acknowledged.
+//!
+//! State across restarts: the per-partition rule state is *rebuilt*, not saved — it only ever
+//! holds buckets not yet published, and their raw offsets are not committed, so the next owner
+//! of the partition replays exactly those events. The merged windows and alert phases live in
+//! the aggregate owners, rebuilt from the aggregates topic. The security detections' and the
+//! pattern miner's state (offenders, known templates) is *snapshotted* to
+//! `<data_dir>/state/detect.json` every [`DETECT_SNAPSHOT_INTERVAL`] and at shutdown, and
+//! restored at start, as the embedded pipeline does: without it a restart would re-learn
+//! every template and report it as new.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -47,6 +56,8 @@ const DETECT_TICK: Duration = Duration::from_millis(500);
 /// Progress is re-sent this often even when unchanged: an aggregate owner that rebuilt from
 /// the middle of the topic (after a rebalance) learns every raw partition's state within it.
 const PROGRESS_HEARTBEAT: Duration = Duration::from_secs(5);
+/// How often the security and pattern state is written to `<data_dir>/state/detect.json`.
+pub const DETECT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(30);
 /// How long to wait for topic metadata at start-up.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -452,6 +463,8 @@ struct Worker {
     aggregate_partitions: i32,
     /// Random per processor start, so generations differ across restarts.
     instance: u64,
+    /// Where the security and pattern state is snapshotted.
+    snapshot_path: Option<std::path::PathBuf>,
     kafka: KafkaConfig,
     stop: Arc<AtomicBool>,
     crash: Arc<AtomicBool>,
@@ -488,8 +501,15 @@ impl Processor {
             rules: Vec::new(),
             ..detect_config
         };
-        let detector =
+        let mut detector =
             detect::Detector::try_new(&local_config).context("invalid [detect] config")?;
+        let snapshot_path = config
+            .data_dir
+            .as_ref()
+            .map(|d| d.join("state").join("detect.json"));
+        if let Some(path) = &snapshot_path {
+            restore_local_state(&mut detector, path);
+        }
         let stats = Arc::new(ProcessorStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let crash = Arc::new(AtomicBool::new(false));
@@ -549,6 +569,7 @@ impl Processor {
             partitions: BTreeMap::new(),
             aggregate_partitions,
             instance: instance_id(),
+            snapshot_path,
             kafka,
             stop: stop.clone(),
             crash: crash.clone(),
@@ -636,6 +657,28 @@ impl Drop for Processor {
     }
 }
 
+/// Restores the security and pattern state saved by a previous run. A missing file is a first
+/// start; an unreadable one is set aside (`.corrupt`) and the processor starts fresh, since
+/// refusing to start would stop the pipeline over state that is only re-learnt.
+fn restore_local_state(detector: &mut detect::Detector, path: &std::path::Path) {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "detector state unreadable");
+            return;
+        }
+    };
+    let restored = serde_json::from_slice::<detect::DetectorState>(&bytes)
+        .map_err(anyhow::Error::from)
+        .and_then(|state| detector.restore(state).map_err(anyhow::Error::from));
+    if let Err(err) = restored {
+        tracing::warn!(error = %format!("{err:#}"), path = %path.display(),
+            "detector state not restored; starting fresh");
+        let _ = std::fs::rename(path, path.with_extension("corrupt"));
+    }
+}
+
 /// The partition count of `topic`.
 pub(super) fn topic_partitions<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
@@ -675,6 +718,7 @@ impl Worker {
         }
         let flushed = self.producer.flush(SHUTDOWN_FLUSH);
         self.commit(consumer, CommitMode::Sync);
+        self.snapshot();
         result?;
         flushed.context("outstanding events were not delivered before shutdown")
     }
@@ -685,6 +729,7 @@ impl Worker {
         let mut alerts = Vec::new();
         let mut last_commit = Instant::now();
         let mut last_tick = Instant::now();
+        let mut last_snapshot = Instant::now();
         loop {
             if self.stop.load(Ordering::SeqCst) || self.crash.load(Ordering::SeqCst) {
                 return Ok(());
@@ -700,6 +745,10 @@ impl Worker {
             if in_flight >= max_in_flight {
                 std::thread::sleep(BACKPRESSURE_WAIT);
                 continue;
+            }
+            if last_snapshot.elapsed() >= DETECT_SNAPSHOT_INTERVAL {
+                self.snapshot();
+                last_snapshot = Instant::now();
             }
             if last_tick.elapsed() >= DETECT_TICK {
                 self.tick(&mut alerts)?;
@@ -780,6 +829,20 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// Writes the security and pattern state (a failure is logged: it only costs re-learning).
+    fn snapshot(&self) {
+        let Some(path) = &self.snapshot_path else {
+            return;
+        };
+        let written = serde_json::to_vec(&self.detector.snapshot())
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| crate::util::write_atomic(path, &bytes));
+        if let Err(err) = written {
+            tracing::error!(error = %format!("{err:#}"), path = %path.display(),
+                "failed to persist the processor's detector state");
+        }
     }
 
     /// The rules of `input`'s partition, started afresh for a new assignment of it.

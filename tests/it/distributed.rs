@@ -905,5 +905,26 @@ fn three_processors_alert_on_the_merged_view_exactly_like_one_detector() -> anyh
     for p in processors {
         p.shutdown()?;
     }
+    // Each processor saved its security and pattern state, restorable by a detector of the
+    // same config.
+    let mut templates = 0;
+    for p in 0..3 {
+        let path = dirs
+            .path()
+            .join(format!("processor-{p}"))
+            .join("state")
+            .join("detect.json");
+        let state: detect::DetectorState = serde_json::from_slice(&std::fs::read(&path)?)?;
+        let mut fresh = detect::Detector::try_new(&detect::DetectConfig {
+            builtin_rules: false,
+            ..detect::DetectConfig::default()
+        })?;
+        fresh.restore(state)?;
+        templates += fresh.stats().pattern_templates;
+    }
+    assert!(
+        templates > 0,
+        "the saved states hold the learnt log patterns"
+    );
     Ok(())
 }
