@@ -154,6 +154,7 @@ impl Tailer {
             scratch: Vec::new(),
             root_error_logged: false,
             scan_pending: false,
+            truncation_seen: false,
         };
         let graceful_w = Arc::clone(&graceful);
         let thread = std::thread::Builder::new()
@@ -355,6 +356,8 @@ struct Worker {
     /// A file was dropped without being finished (truncated, replaced, unreadable): its copy
     /// or new content must be discovered before the tailer can call itself idle.
     scan_pending: bool,
+    /// A file was found truncated or replaced in place in this loop iteration.
+    truncation_seen: bool,
 }
 
 fn unix_secs() -> u64 {
@@ -445,7 +448,11 @@ impl Worker {
             }
             self.persist(false);
             self.update_idle();
-            if !progressed {
+            // After a truncation, discover and read the new content right away: sleeping a poll
+            // first let a writer that truncates again within that poll take everything written
+            // since the first truncation with it (measured by tests/it/copytruncate.rs). Only
+            // a truncation, never a failing file, skips the sleep, so this cannot spin.
+            if !progressed && !std::mem::take(&mut self.truncation_seen) {
                 // Wakes early when the handle is dropped or shut down.
                 let _ = self.wake_rx.recv_timeout(poll);
             }
@@ -548,6 +555,7 @@ impl Worker {
         for id in replaced {
             IngestStats::add(&self.stats.truncations, 1);
             self.finish(id, false);
+            self.truncation_seen = true;
         }
         for t in self.tracked.values_mut() {
             if !t.retired && !seen.contains(&(t.dev, t.ino)) {
@@ -745,6 +753,7 @@ impl Worker {
             IngestStats::add(&self.stats.truncations, 1);
             tracing::info!(path = %t.path.display(), size = len, offset = consumed, "file truncated in place (copytruncate)");
             self.finish(id, false);
+            self.truncation_seen = true;
             return (false, true);
         }
         let drain = t.retired && t.retired_eofs + 1 >= RETIRED_EOF_READS;

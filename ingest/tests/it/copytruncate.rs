@@ -90,6 +90,17 @@ fn seqs_in(path: &Path) -> Result<Vec<u64>> {
     Ok(out)
 }
 
+/// The message of a copy's unterminated last line, if it has one.
+fn torn_tail(path: &Path) -> Result<Option<String>> {
+    let data = fs::read(path).with_context(|| format!("read {}", path.display()))?;
+    if data.is_empty() || data.ends_with(b"\n") {
+        return Ok(None);
+    }
+    let start = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let d = ingest::decode_as(ingest::Format::Cri, &data[start..]);
+    Ok(Some(String::from_utf8_lossy(&d.message).into_owned()))
+}
+
 fn stats(v: &[usize]) -> (f64, usize) {
     let max = v.iter().copied().max().unwrap_or(0);
     let mean = v.iter().sum::<usize>() as f64 / v.len().max(1) as f64;
@@ -178,6 +189,16 @@ fn run_scenario(s: Scenario) -> Result<Window> {
             None => garbled.push(r.message.clone()),
         }
     }
+    // A copy taken while a line was being appended can end in that line's head (the file's
+    // size grows page by page during one `write`); the tailer rightly delivers what the copy
+    // holds. Nothing else may be torn.
+    let mut torn_tails = Vec::new();
+    for copy in &copies {
+        if let Some(tail) = torn_tail(copy)? {
+            torn_tails.push(tail);
+        }
+    }
+    garbled.retain(|m| !torn_tails.contains(m));
     ensure!(
         garbled.is_empty(),
         "{}: {} records are not whole written lines: {:?}",
