@@ -204,6 +204,14 @@ impl SluiceConfig {
         self.data_dir().join("state").join("detect.json")
     }
 
+    /// Where the embedded pipeline appends events the index rejected (NDJSON, one
+    /// `{"reason", "event"}` object per line), so nothing acknowledged is lost.
+    pub fn dead_letter_path(&self) -> PathBuf {
+        self.data_dir()
+            .join("dead-letter")
+            .join("index-rejected.ndjson")
+    }
+
     /// Checks every section; returns all problems found, not just the first.
     pub fn validate(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();

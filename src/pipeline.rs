@@ -78,7 +78,7 @@ impl PipelineMetrics {
             (
                 "sluice_index_rejected_events_total",
                 &self.invalid_events,
-                "events the index could not hold (e.g. timestamp out of range), acknowledged",
+                "events the index could not hold (e.g. timestamp out of range), dead-lettered and acknowledged",
             ),
             (
                 "sluice_stage_errors_total",
@@ -210,6 +210,7 @@ impl EmbeddedPipeline {
                 in_flight: in_flight.clone(),
                 commit_when_empty: options.drain,
                 commit_interval: Duration::from_millis(config.index.commit_interval_ms.max(1)),
+                dead_letters: DeadLetterFile::new(config.dead_letter_path()),
             };
             std::thread::Builder::new()
                 .name("sluice-index".into())
@@ -424,6 +425,9 @@ impl ParseStage {
                     self.metrics
                         .records_received
                         .fetch_add(n, Ordering::Relaxed);
+                    // Backfills too: a line stamped far in the future stays out of event
+                    // time instead of dragging every window shut.
+                    self.detector.set_wall_clock(chrono::Utc::now());
                     let mut events = Vec::with_capacity(batch.records.len());
                     for record in &batch.records {
                         let mut event = self.parser.parse_record(record);
@@ -510,6 +514,64 @@ struct IndexStage {
     in_flight: Arc<AtomicU64>,
     commit_when_empty: bool,
     commit_interval: Duration,
+    dead_letters: DeadLetterFile,
+}
+
+/// Append-only NDJSON file of events the index rejected. A rejected event is acknowledged
+/// upstream (it would be rejected again on every replay), so it is written here and synced
+/// before that acknowledgement: counted, kept, never silently dropped.
+struct DeadLetterFile {
+    path: std::path::PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    unsynced: bool,
+}
+
+impl DeadLetterFile {
+    fn new(path: std::path::PathBuf) -> Self {
+        DeadLetterFile {
+            path,
+            file: None,
+            unsynced: false,
+        }
+    }
+
+    fn append(&mut self, event: &schemas::LogEvent, reason: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        if self.file.is_none() {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .with_context(|| format!("cannot open dead-letter file {}", self.path.display()))?;
+            self.file = Some(std::io::BufWriter::new(file));
+        }
+        let out = self.file.as_mut().context("dead-letter file is not open")?;
+        let line = serde_json::json!({ "reason": reason, "event": event });
+        serde_json::to_writer(&mut *out, &line).context("cannot serialize a dead letter")?;
+        out.write_all(b"\n")
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.unsynced = true;
+        Ok(())
+    }
+
+    /// Makes every appended dead letter durable; called before acknowledging them.
+    fn sync(&mut self) -> anyhow::Result<()> {
+        use std::io::Write;
+        if !self.unsynced {
+            return Ok(());
+        }
+        if let Some(out) = self.file.as_mut() {
+            out.flush()
+                .and_then(|()| out.get_ref().sync_data())
+                .with_context(|| format!("cannot sync {}", self.path.display()))?;
+        }
+        self.unsynced = false;
+        Ok(())
+    }
 }
 
 impl IndexStage {
@@ -546,9 +608,11 @@ impl IndexStage {
                                 self.metrics.replays_skipped.fetch_add(1, Ordering::Relaxed);
                             }
                             // An event the store cannot hold (a timestamp outside tantivy's
-                            // range) must not stop the pipeline: count it, keep it visible in
-                            // the log, and acknowledge it so the file moves on.
+                            // range) must not stop the pipeline: count it, dead-letter it, and
+                            // acknowledge it (after the dead letter is synced) so the file
+                            // moves on.
                             Err(err @ index::IndexError::InvalidEvent { .. }) => {
+                                self.dead_letters.append(event, &err.to_string())?;
                                 let n = self.metrics.invalid_events.fetch_add(1, Ordering::Relaxed);
                                 if n.is_power_of_two() || n == 0 {
                                     tracing::warn!(error = %err, rejected_so_far = n + 1, "event rejected by the index");
@@ -572,6 +636,7 @@ impl IndexStage {
                 || (disconnected && !pending.is_empty());
             if due {
                 self.store.commit().context("index commit failed")?;
+                self.dead_letters.sync()?;
                 self.metrics.commits.fetch_add(1, Ordering::Relaxed);
                 self.metrics
                     .events_indexed

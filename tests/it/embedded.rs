@@ -131,3 +131,57 @@ fn level_query_returns_only_matching_events() -> anyhow::Result<()> {
     assert!((errors.events.len() as u64) < total);
     Ok(())
 }
+
+#[test]
+fn an_event_the_index_cannot_hold_is_dead_lettered_counted_and_not_replayed() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let pods = dir.path().join("pods");
+    let data = dir.path().join("data");
+    let container = pods.join("shop_api-0_uid-0/app");
+    std::fs::create_dir_all(&container)?;
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.9fZ");
+    // The middle line's own timestamp (year 9999) is beyond what tantivy can store.
+    let lines = [
+        r#"{"level":"info","msg":"before"}"#,
+        r#"{"time":"9999-06-01T00:00:00Z","level":"info","msg":"from the far future"}"#,
+        r#"{"level":"info","msg":"after"}"#,
+    ];
+    let body: String = lines
+        .iter()
+        .map(|l| format!("{now} stdout F {l}\n"))
+        .collect();
+    std::fs::write(container.join("0.log"), body)?;
+    let config = support::config(&pods, &data);
+
+    let mut pipeline = EmbeddedPipeline::start(&config, drain_options())?;
+    pipeline.wait_idle(Duration::from_millis(50))?;
+    let metrics = pipeline.metrics();
+    pipeline.shutdown()?;
+    assert_eq!(metrics.events_indexed.load(Ordering::Relaxed), 2);
+    assert_eq!(metrics.invalid_events.load(Ordering::Relaxed), 1);
+    assert_eq!(count(&data, "")?, 2);
+
+    let dead = std::fs::read_to_string(config.dead_letter_path())?;
+    let letters: Vec<serde_json::Value> = dead
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(letters.len(), 1, "{dead}");
+    assert_eq!(letters[0]["event"]["message"], "from the far future");
+    assert!(
+        letters[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("1677..2262")),
+        "{dead}"
+    );
+
+    // Acknowledged with its dead letter: a restart neither re-reads nor re-dead-letters it.
+    let mut again = EmbeddedPipeline::start(&config, drain_options())?;
+    again.wait_idle(Duration::from_millis(50))?;
+    let second = again.metrics();
+    again.shutdown()?;
+    assert_eq!(second.invalid_events.load(Ordering::Relaxed), 0);
+    assert_eq!(std::fs::read_to_string(config.dead_letter_path())?, dead);
+    Ok(())
+}
