@@ -22,33 +22,72 @@ pub const MAX_IN_FLIGHT_DOCS: usize = 8_192;
 /// How long the caller sleeps between checks while the queue is full. One batch takes the
 /// indexing threads a few milliseconds, so 200 µs adds no measurable idle time.
 const WAIT_STEP: Duration = Duration::from_micros(200);
+/// Longest wait without any queued document being indexed. Past it the caller hands over
+/// anyway: if the indexing threads died (disk full) the hand-over returns their error instead
+/// of the caller waiting forever, and if they are merely starved tantivy's own queue bound
+/// still applies. A healthy thread indexes a document in tens of microseconds.
+const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Counts the documents in tantivy's queue; shared by the store and every ticket.
-#[derive(Debug, Clone, Default)]
-pub struct InFlight(Arc<AtomicUsize>);
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    queued: Arc<AtomicUsize>,
+    stall_timeout: Duration,
+}
+
+impl Default for InFlight {
+    fn default() -> InFlight {
+        InFlight {
+            queued: Arc::default(),
+            stall_timeout: STALL_TIMEOUT,
+        }
+    }
+}
+
+/// How [`InFlight::wait_for_room`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// There was room at once.
+    Immediate,
+    /// There was room after waiting.
+    Waited,
+    /// Nothing was indexed for the stall timeout; the caller hands over anyway.
+    Stalled,
+}
 
 impl InFlight {
     /// Waits until at most [`MAX_IN_FLIGHT_DOCS`] ticketed documents exist (the batch about to
-    /// be handed over holds its tickets already). Returns whether it had to wait.
-    pub fn wait_for_room(&self) -> bool {
-        let mut waited = false;
-        while self.0.load(Ordering::Acquire) > MAX_IN_FLIGHT_DOCS {
+    /// be handed over holds its tickets already), or until nothing was indexed for the stall
+    /// timeout.
+    pub fn wait_for_room(&self) -> Wait {
+        let mut outcome = Wait::Immediate;
+        let mut last = self.queued.load(Ordering::Acquire);
+        let mut progress_at = std::time::Instant::now();
+        while last > MAX_IN_FLIGHT_DOCS {
+            if progress_at.elapsed() >= self.stall_timeout {
+                return Wait::Stalled;
+            }
             std::thread::sleep(WAIT_STEP);
-            waited = true;
+            outcome = Wait::Waited;
+            let now = self.queued.load(Ordering::Acquire);
+            if now < last {
+                progress_at = std::time::Instant::now();
+            }
+            last = now;
         }
-        waited
+        outcome
     }
 
     /// A ticket for one document about to be handed over.
     pub fn ticket(&self) -> Ticket {
-        self.0.fetch_add(1, Ordering::AcqRel);
-        Ticket(Arc::clone(&self.0))
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        Ticket(Arc::clone(&self.queued))
     }
 
     /// Documents queued right now.
     #[cfg(test)]
     pub fn queued(&self) -> usize {
-        self.0.load(Ordering::Acquire)
+        self.queued.load(Ordering::Acquire)
     }
 }
 
@@ -103,7 +142,7 @@ mod tests {
         assert_eq!(in_flight.queued(), 1);
         drop(b);
         assert_eq!(in_flight.queued(), 0);
-        assert!(!in_flight.wait_for_room());
+        assert_eq!(in_flight.wait_for_room(), Wait::Immediate);
     }
 
     #[test]
@@ -112,12 +151,39 @@ mod tests {
         let tickets: Vec<Ticket> = (0..=MAX_IN_FLIGHT_DOCS)
             .map(|_| in_flight.ticket())
             .collect();
+        let ready = Arc::new(std::sync::Barrier::new(2));
+        let releaser_ready = Arc::clone(&ready);
         let releaser = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
+            releaser_ready.wait();
+            // Long enough that the waiting side is surely in its loop on a loaded machine.
+            std::thread::sleep(Duration::from_millis(200));
             drop(tickets);
         });
-        assert!(in_flight.wait_for_room(), "a full queue must wait");
-        assert_eq!(in_flight.queued(), 0);
+        ready.wait();
+        assert_eq!(
+            in_flight.wait_for_room(),
+            Wait::Waited,
+            "a full queue must wait"
+        );
+        // Room as soon as the first ticket returned; the rest follow.
+        assert!(in_flight.queued() <= MAX_IN_FLIGHT_DOCS);
         assert!(releaser.join().is_ok());
+        assert_eq!(in_flight.queued(), 0);
+    }
+
+    /// Regression guard: indexing threads that died with documents queued must not hang the
+    /// caller; it hands over and gets their error.
+    #[test]
+    fn a_queue_that_never_drains_stops_waiting_after_the_stall_timeout() {
+        let in_flight = InFlight {
+            stall_timeout: Duration::from_millis(50),
+            ..InFlight::default()
+        };
+        let _stuck: Vec<Ticket> = (0..=MAX_IN_FLIGHT_DOCS)
+            .map(|_| in_flight.ticket())
+            .collect();
+        let t0 = std::time::Instant::now();
+        assert_eq!(in_flight.wait_for_room(), Wait::Stalled);
+        assert!(t0.elapsed() >= Duration::from_millis(50));
     }
 }

@@ -123,7 +123,8 @@ impl DayWriter {
         if self.batch.is_empty() {
             return Ok(());
         }
-        self.in_flight.wait_for_room();
+        // After a stall the hand-over goes ahead: dead indexing threads then surface their error.
+        let _ = self.in_flight.wait_for_room();
         self.writer.run(self.batch.drain(..))?;
         Ok(())
     }
