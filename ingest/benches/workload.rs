@@ -118,3 +118,21 @@ pub fn write_cri_log(path: &Path, target_bytes: u64) -> std::io::Result<Written>
     out.flush()?;
     Ok(w)
 }
+
+/// On-CPU time of this process's thread named `name`, from the scheduler's nanosecond
+/// accounting (`/proc/self/task/<tid>/schedstat`, first field), so a figure does not depend
+/// on how busy the machine's other cores are. `None` off Linux or when no such thread runs.
+#[allow(dead_code)]
+pub fn thread_cpu(name: &str) -> Option<std::time::Duration> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("schedstat")).ok()?;
+        let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+        return Some(std::time::Duration::from_nanos(ns));
+    }
+    None
+}

@@ -41,7 +41,7 @@ fn main() -> anyhow::Result<()> {
         acker.ack(batch.records.iter().map(|r| &r.source));
     }
     let secs = start.elapsed().as_secs_f64();
-    let cpu = thread_cpu_secs("sluice-tailer");
+    let cpu = workload::thread_cpu("sluice-tailer").map(|d| d.as_secs_f64());
     let stats = handle.stats();
     println!(
         "{} records, {:.1} MiB in {secs:.2} s: {:.0} MiB/s, {:.0} records/s (bytes_read {})",
@@ -59,26 +59,4 @@ fn main() -> anyhow::Result<()> {
     }
     handle.shutdown()?;
     Ok(())
-}
-
-/// User + system CPU seconds of this process's thread named `name` (Linux `/proc`), so the
-/// figure does not depend on how busy the machine's other cores are.
-fn thread_cpu_secs(name: &str) -> Option<f64> {
-    /// `/proc` reports CPU time in clock ticks, 100 per second on Linux.
-    const TICKS_PER_SEC: f64 = 100.0;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let dir = task.ok()?.path();
-        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
-        if comm.trim() != name {
-            continue;
-        }
-        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split(' ').collect();
-        let utime: f64 = fields.get(11)?.parse().ok()?;
-        let stime: f64 = fields.get(12)?.parse().ok()?;
-        return Some((utime + stime) / TICKS_PER_SEC);
-    }
-    None
 }

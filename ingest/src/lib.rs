@@ -33,7 +33,10 @@
 //! `event.id`, and the index drops it. Files are identified by their directory and first line,
 //! not their name or inode, so kubelet renames and `.gz` compression neither re-read nor skip.
 //! copytruncate loses what is written between the copy and the truncation (inherent); lines
-//! before the copy are read from the copy when it is in view (`<n>.log.<suffix>`).
+//! before the copy are read from the copy when it is in view (`<n>.log.<suffix>`). When the
+//! copy is out of view, what was written since the last read is lost too: on average half a
+//! `poll_interval_ms`, at most about one (measured by `tests/it/copytruncate.rs`, figures in
+//! `ingest/README.md`).
 //!
 //! Known limit: two files of one directory whose first lines are byte-identical share an id.
 //! CRI and docker lines start with a nanosecond timestamp, so this cannot happen to pod logs;
@@ -46,8 +49,8 @@
 //!
 //! - batches: `C + 1` batches, each at most `batch_max_records` records and
 //!   `batch_max_bytes` of messages, plus `READ_BUDGET_BYTES` (256 KiB) of records being cut
-//!   into a batch. A record costs its message plus about 0.6 KiB (the `RawRecord` itself and
-//!   its own copies of the path and pod strings);
+//!   into a batch. A record costs its message plus about 0.3 KiB (the `RawRecord` itself and
+//!   its own copy of the path; the pod metadata is one `Arc` per file);
 //! - per open file: a read buffer of `read_chunk_bytes` while the file has unread data (freed
 //!   when idle), an over-long line's head of `max_line_bytes + 4 KiB`, and per stream (3) one
 //!   partial line of ≤ `max_line_bytes` and one multi-line record of ≤ `multiline.max_bytes`;
@@ -58,8 +61,9 @@
 //! pipeline) that is ~4 MiB of batches of ~350-byte lines and at most ~5 MiB of ledger, plus
 //! 64 KiB per busy file; the multi-line and partial buffers only fill for records that really
 //! are that long. Measured peak RSS of whole processes reading at full speed (figures and
-//! commands in `ingest/README.md`): ~11 MiB for the `tail_rss` example (tailer plus an
-//! acknowledging consumer), ~12 MiB for `benches/src/bin/agent_path` (tailer, parse, NDJSON).
+//! commands in `ingest/README.md`): ~10 MiB for the `tail_rss` example (tailer plus an
+//! acknowledging consumer) and for `benches/src/bin/agent_path` (tailer, parse, NDJSON)
+//! over 1 GiB.
 //!
 //! # Threads
 //! One tailer thread (discovery, reading, assembly, checkpoints) and, when
