@@ -599,7 +599,10 @@ impl IndexStage {
                 }
                 last_retention = Some(Instant::now());
             }
-            let disconnected = match self.rx.recv_timeout(IDLE_TICK) {
+            // `idle`: a whole tick passed without a batch. Drain mode commits then, not whenever
+            // the queue is momentarily empty: committing after every batch made commits tiny
+            // (13 MB per CPU-second at 500 events against 52 at 60 000).
+            let (disconnected, idle) = match self.rx.recv_timeout(IDLE_TICK) {
                 Ok(batch) => {
                     for event in &batch.events {
                         match self.store.add(event) {
@@ -622,17 +625,17 @@ impl IndexStage {
                         }
                         pending.push(event.sluice.source.clone());
                     }
-                    false
+                    (false, false)
                 }
-                Err(RecvTimeoutError::Timeout) => false,
-                Err(RecvTimeoutError::Disconnected) => true,
+                Err(RecvTimeoutError::Timeout) => (false, true),
+                Err(RecvTimeoutError::Disconnected) => (true, false),
             };
             if self.crash.load(Ordering::SeqCst) {
                 return Ok(());
             }
             let due = self.store.should_commit()
                 || (!pending.is_empty() && last_commit.elapsed() >= self.commit_interval)
-                || (self.commit_when_empty && !pending.is_empty() && self.rx.is_empty())
+                || (self.commit_when_empty && !pending.is_empty() && idle)
                 || (disconnected && !pending.is_empty());
             if due {
                 self.store.commit().context("index commit failed")?;
