@@ -1,0 +1,303 @@
+//! Distributed mode against librdkafka's mock cluster on 127.0.0.1 (in this process):
+//!
+//! 1. `throughput`: agent → broker. A generated pod-log tree is tailed by one `agent` role
+//!    and produced to the raw topic (`acks=all`, idempotent, zstd); the clock stops when every
+//!    record's delivery report is in. Reports MB/s of log bytes and records/s.
+//! 2. `lag`: end-to-end lag at a steady rate. A writer appends CRI lines to pod logs at
+//!    `--rate-mb` MB/s for `--seconds`; one agent, one processor and one indexer run;
+//!    every 200 ms the bench records how many lines were written, and polls the searchable
+//!    count of the indexer's stores. The lag of a sample is how long after its writing the
+//!    searchable count reached it (lines are searchable in roughly written order). Reports
+//!    p50 / p95 / max lag and whether the pipeline kept up.
+//!
+//! ```text
+//! cargo run --release -p benches --bin kafka_pipeline -- [throughput|lag|all] [--mb 200]
+//!     [--rate-mb 20] [--seconds 20]
+//! ```
+//! Measures only; asserts nothing about timings.
+//!
+//! Measured 2026-12-04 on the shared 2-core machine (load average ~5, release build):
+//!
+//! | run | result |
+//! |---|---|
+//! | `throughput --mb 200` | 339 MB in 5.6 s: 60 MB/s, 170 k records/s (target 100 MB/s: not met) |
+//! | `lag --rate-mb 20 --seconds 20` | did not keep up: 0.81 M of 1.56 M lines searchable 2 min later |
+//! | `lag --rate-mb 5 --seconds 20` | p50 1.23 s, p95 1.45 s, max 1.64 s, all 390 k lines searchable |
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use sluice::config::{Role, SluiceConfig};
+use sluice::distributed::{Agent, DistributedSearcher, Indexer, KafkaConfig, Processor};
+
+/// Raw and events partitions, as a small production topic would have.
+const PARTITIONS: i32 = 6;
+/// How often the lag run samples written and searchable counts.
+const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+/// How long the lag run waits, after writing stops, for the pipeline to catch up.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// Pods the lag writer spreads its lines over.
+const LAG_PODS: usize = 12;
+
+struct Args {
+    mode: String,
+    mb: u64,
+    rate_mb: f64,
+    seconds: u64,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        mode: "all".into(),
+        mb: 200,
+        rate_mb: 20.0,
+        seconds: 20,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--mb" => args.mb = value("--mb")?.parse()?,
+            "--rate-mb" => args.rate_mb = value("--rate-mb")?.parse()?,
+            "--seconds" => args.seconds = value("--seconds")?.parse()?,
+            "throughput" | "lag" | "all" => args.mode = a,
+            other => anyhow::bail!("unknown argument {other:?}"),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    if args.mode == "throughput" || args.mode == "all" {
+        throughput(args.mb)?;
+    }
+    if args.mode == "lag" || args.mode == "all" {
+        lag(args.rate_mb, args.seconds)?;
+    }
+    Ok(())
+}
+
+fn cluster(topics: &[&str]) -> anyhow::Result<MockCluster<'static, DefaultProducerContext>> {
+    let mock = MockCluster::new(1)?;
+    for t in topics {
+        mock.create_topic(t, PARTITIONS, 1)?;
+    }
+    anyhow::ensure!(
+        mock.bootstrap_servers().starts_with("127.0.0.1:"),
+        "the mock cluster must listen on loopback"
+    );
+    Ok(mock)
+}
+
+fn kafka(brokers: &str) -> KafkaConfig {
+    let mut kafka = KafkaConfig::with_brokers(brokers);
+    kafka.consumer.commit_interval_ms = 500;
+    kafka
+}
+
+fn role_config(role: Role, kafka: &KafkaConfig, pods: Option<&Path>, data: &Path) -> SluiceConfig {
+    let mut config = SluiceConfig::default();
+    config.role = role;
+    config.data_dir = Some(data.to_path_buf());
+    config.ingest.pods_dir = pods.map(Path::to_path_buf);
+    config.ingest.poll_interval_ms = 50;
+    config.api.enabled = false;
+    config.index.commit_interval_ms = 500;
+    config.kafka = kafka.clone();
+    config.resolve_paths();
+    config
+}
+
+fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+fn throughput(mb: u64) -> anyhow::Result<()> {
+    let dirs = tempfile::tempdir()?;
+    let pods = dirs.path().join("pods");
+    // ~210 bytes per generated line.
+    let lines = mb * 1_000_000 / 210;
+    let report = sluice::generate::generate(&sluice::generate::GenerateConfig {
+        out: pods.clone(),
+        seed: 7,
+        lines: Some(lines),
+        rate_per_s: 5_000.0,
+        duration: None,
+        incidents: sluice::generate::IncidentSelection::All,
+        start: None,
+        rotate_bytes: 64 * 1024 * 1024,
+    })?;
+    let bytes = dir_bytes(&pods)? as f64;
+    let mock = cluster(&["sluice.raw"])?;
+    let kafka = kafka(&mock.bootstrap_servers());
+    let config = role_config(Role::Agent, &kafka, Some(&pods), &dirs.path().join("agent"));
+    let started = Instant::now();
+    let mut agent = Agent::start(&config)?;
+    let stats = agent.stats();
+    while stats.records_delivered.load(Relaxed) < report.records {
+        agent.check_health()?;
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "agent did not finish in 10 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    agent.shutdown()?;
+    println!(
+        "throughput: agent -> mock broker (127.0.0.1, acks=all, idempotent, zstd, {PARTITIONS} partitions): \
+         {:.0} MB in {secs:.2} s = {:.1} MB/s, {:.0} records/s ({} records)",
+        bytes / 1e6,
+        bytes / 1e6 / secs,
+        report.records as f64 / secs,
+        report.records
+    );
+    Ok(())
+}
+
+/// One CRI line of about `size` bytes for pod `pod`.
+fn line(buf: &mut Vec<u8>, n: u64, size: usize) {
+    buf.clear();
+    let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let _ = write!(
+        buf,
+        "{ts} stdout F {{\"level\": \"info\", \"msg\": \"GET /api/orders 200\", \"method\": \"GET\", \"path\": \"/api/orders\", \"status_code\": 200, \"duration_ms\": 12.5, \"seq\": {n}, \"pad\": \""
+    );
+    while buf.len() + 3 < size {
+        buf.push(b'x');
+    }
+    buf.extend_from_slice(b"\"}\n");
+}
+
+fn lag(rate_mb: f64, seconds: u64) -> anyhow::Result<()> {
+    let dirs = tempfile::tempdir()?;
+    let pods = dirs.path().join("pods");
+    let mut files = Vec::new();
+    for p in 0..LAG_PODS {
+        let dir = pods.join(format!("shop_api-{p}_uid-api-{p}")).join("api");
+        std::fs::create_dir_all(&dir)?;
+        files.push(std::fs::File::create(dir.join("0.log"))?);
+    }
+    let mock = cluster(&[
+        "sluice.raw",
+        "sluice.events",
+        "sluice.aggregates",
+        "sluice.alerts",
+        "sluice.deadletter",
+    ])?;
+    let kafka = kafka(&mock.bootstrap_servers());
+    let index_dir: PathBuf = dirs.path().join("indexer");
+    let indexer = Indexer::start(&role_config(Role::Indexer, &kafka, None, &index_dir))?;
+    let processor = Processor::start(&role_config(
+        Role::Processor,
+        &kafka,
+        None,
+        &dirs.path().join("processor"),
+    ))?;
+    let agent = Agent::start(&role_config(
+        Role::Agent,
+        &kafka,
+        Some(&pods),
+        &dirs.path().join("agent"),
+    ))?;
+    // Let the groups form before the clock starts.
+    std::thread::sleep(Duration::from_secs(5));
+
+    const LINE_BYTES: usize = 256;
+    let lines_per_sec = rate_mb * 1e6 / LINE_BYTES as f64;
+    let started = Instant::now();
+    let mut written = 0u64;
+    let mut samples: Vec<(Duration, u64)> = Vec::new();
+    let mut searchable: Vec<(Duration, u64)> = Vec::new();
+    let mut last_sample = Instant::now();
+    let mut buf = Vec::with_capacity(LINE_BYTES);
+    let mut batch = Vec::with_capacity(64 * 1024);
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let due = (started.elapsed().as_secs_f64() * lines_per_sec) as u64;
+        while written < due {
+            batch.clear();
+            let pod = (written as usize) % LAG_PODS;
+            // A few lines per write call, as an application's buffered stdout would.
+            for _ in 0..16 {
+                line(&mut buf, written, LINE_BYTES);
+                batch.extend_from_slice(&buf);
+                written += 1;
+            }
+            files[pod].write_all(&batch)?;
+        }
+        if last_sample.elapsed() >= SAMPLE_EVERY {
+            samples.push((started.elapsed(), written));
+            if let Ok(s) = DistributedSearcher::open(&index_dir, 90)
+                && let Ok(n) = s.count(&index::SearchRequest::default())
+            {
+                searchable.push((started.elapsed(), n));
+            }
+            last_sample = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let write_secs = started.elapsed().as_secs_f64();
+    let drain_deadline = Instant::now() + DRAIN_TIMEOUT;
+    loop {
+        let n = DistributedSearcher::open(&index_dir, 90)
+            .and_then(|s| s.count(&index::SearchRequest::default()))
+            .unwrap_or(0);
+        searchable.push((started.elapsed(), n));
+        if n >= written || Instant::now() >= drain_deadline {
+            break;
+        }
+        std::thread::sleep(SAMPLE_EVERY);
+    }
+    let mut lags: Vec<f64> = Vec::new();
+    for (t_written, count) in &samples {
+        if let Some((t_seen, _)) = searchable.iter().find(|(_, n)| n >= count) {
+            lags.push(t_seen.saturating_sub(*t_written).as_secs_f64());
+        }
+    }
+    lags.sort_by(f64::total_cmp);
+    let pct = |q: f64| -> f64 {
+        if lags.is_empty() {
+            return f64::NAN;
+        }
+        lags[((lags.len() - 1) as f64 * q).round() as usize]
+    };
+    let final_count = searchable.last().map_or(0, |s| s.1);
+    println!(
+        "lag: line written -> searchable in the indexer's store, {:.1} MB/s ({:.0} lines/s of {LINE_BYTES} B) for {write_secs:.0} s, \
+         agent + processor + indexer on one mock broker: p50 {:.2} s, p95 {:.2} s, max {:.2} s over {} samples; \
+         {final_count} of {written} lines searchable at the end{}",
+        written as f64 * LINE_BYTES as f64 / 1e6 / write_secs,
+        written as f64 / write_secs,
+        pct(0.5),
+        pct(0.95),
+        pct(1.0),
+        lags.len(),
+        if final_count >= written {
+            ""
+        } else {
+            " (did not keep up)"
+        }
+    );
+    agent.shutdown()?;
+    processor.shutdown()?;
+    indexer.shutdown()?;
+    Ok(())
+}
