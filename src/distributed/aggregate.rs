@@ -541,8 +541,7 @@ mod chain_tests {
             per_pod[pod].push(event(start + step * 10, pod, Some(status), Some(ms)));
         }
         let mut all: Vec<schemas::LogEvent> = per_pod.iter().flatten().cloned().collect();
-        for (pod, list) in per_pod.iter_mut().enumerate() {
-            let _ = &list;
+        for pod in 0..per_pod.len() {
             all.push(event(start + 720 + 7200, pod, None, None));
         }
         // Single.
@@ -586,11 +585,9 @@ mod chain_tests {
                     }
                 }
             }
-            for pod in 0..8 {
-                if partition_of[pod] == p {
-                    d.process(&mut event(start + 720 + 7200, pod, None, None), &mut none);
-                    publish(&mut d, &mut owner, false);
-                }
+            for (pod, _) in partition_of.iter().enumerate().filter(|(_, q)| **q == p) {
+                d.process(&mut event(start + 720 + 7200, pod, None, None), &mut none);
+                publish(&mut d, &mut owner, false);
             }
             publish(&mut d, &mut owner, true);
         }

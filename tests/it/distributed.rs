@@ -579,13 +579,12 @@ fn read_raw_topic(broker: &Broker) -> anyhow::Result<Vec<Vec<schemas::RawRecord>
     while remaining > 0 {
         anyhow::ensure!(Instant::now() < deadline, "raw topic not read in time");
         match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                if m.offset() < ends[m.partition() as usize] {
-                    remaining -= 1;
-                    let payload = m.payload().unwrap_or_default();
-                    out[m.partition() as usize].push(serde_json::from_slice(payload)?);
-                }
+            Some(Ok(m)) if m.offset() < ends[m.partition() as usize] => {
+                remaining -= 1;
+                let payload = m.payload().unwrap_or_default();
+                out[m.partition() as usize].push(serde_json::from_slice(payload)?);
             }
+            Some(Ok(_)) => {}
             Some(Err(e)) => anyhow::bail!("raw topic read failed: {e}"),
             None => {}
         }
