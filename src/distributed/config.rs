@@ -67,6 +67,18 @@ impl Compression {
     }
 }
 
+/// Where the `indexer` role writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexerSink {
+    /// One embedded store per events partition under `<data_dir>/partitions/`.
+    #[default]
+    Store,
+    /// The `[elasticsearch]` cluster, through the bulk writer; offsets are committed only for
+    /// events Elasticsearch accepted (stored, already there, or dead-lettered).
+    Elasticsearch,
+}
+
 /// Where consumers start in a partition that has no committed offset yet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -225,6 +237,8 @@ pub struct KafkaConfig {
     pub producer: ProducerSettings,
     /// Consumer settings (processor, indexer).
     pub consumer: ConsumerSettings,
+    /// Where the indexer role writes: `store` (default) or `elasticsearch` (`[elasticsearch]`).
+    pub indexer_sink: IndexerSink,
     /// Raw librdkafka properties applied to every client after the settings above, e.g.
     /// `"security.protocol" = "SASL_SSL"`. The properties correctness depends on
     /// (`enable.auto.commit`, `enable.idempotence`, `acks`, ...) cannot be set here.
@@ -240,6 +254,7 @@ impl Default for KafkaConfig {
             groups: KafkaGroups::default(),
             producer: ProducerSettings::default(),
             consumer: ConsumerSettings::default(),
+            indexer_sink: IndexerSink::Store,
             properties: BTreeMap::new(),
         }
     }

@@ -60,6 +60,9 @@ pub struct IndexerStats {
     /// Offset commits the brokers refused (the next commit covers them; a crash first only
     /// replays more).
     pub offset_commit_failures: AtomicU64,
+    /// Elasticsearch sink: events not accepted within the writer's retries; their partition is
+    /// sought back and they are sent again.
+    pub es_unaccepted: AtomicU64,
 }
 
 impl IndexerStats {
@@ -111,6 +114,11 @@ impl IndexerStats {
                 (
                     "sluice_indexer_offset_commit_failures_total",
                     &self.offset_commit_failures,
+                    "counter",
+                ),
+                (
+                    "sluice_indexer_es_unaccepted_total",
+                    &self.es_unaccepted,
                     "counter",
                 ),
             ],
@@ -302,6 +310,9 @@ impl Indexer {
     pub fn start(config: &SluiceConfig) -> anyhow::Result<Indexer> {
         let kafka = &config.kafka;
         kafka.validate().map_err(anyhow::Error::msg)?;
+        if kafka.indexer_sink == super::IndexerSink::Elasticsearch {
+            return super::es_indexer::start(config);
+        }
         config.index.validate().context("invalid [index] config")?;
         let stats = Arc::new(IndexerStats::default());
         let stores = Arc::new(Mutex::new(Stores {
@@ -346,6 +357,21 @@ impl Indexer {
             crash,
             stats,
         })
+    }
+
+    /// Wraps a running indexer thread (the Elasticsearch sink builds its own).
+    pub(super) fn from_parts(
+        thread: JoinHandle<anyhow::Result<()>>,
+        stop: Arc<AtomicBool>,
+        crash: Arc<AtomicBool>,
+        stats: Arc<IndexerStats>,
+    ) -> Indexer {
+        Indexer {
+            thread: Some(thread),
+            stop,
+            crash,
+            stats,
+        }
     }
 
     /// The indexer's counters.

@@ -36,6 +36,7 @@ mod agent;
 pub mod aggregate;
 mod alerts;
 mod config;
+mod es_indexer;
 mod indexer;
 mod offsets;
 mod owner;
@@ -51,8 +52,8 @@ pub use agent::{Agent, AgentStats};
 pub use config::{
     Compression, ConsumerSettings, DEFAULT_AGGREGATES_TOPIC, DEFAULT_ALERTS_TOPIC,
     DEFAULT_DEAD_LETTER_TOPIC, DEFAULT_EVENTS_TOPIC, DEFAULT_IDLE_PARTITION_MS,
-    DEFAULT_MAX_IN_FLIGHT_RECORDS, DEFAULT_RAW_TOPIC, KafkaConfig, KafkaGroups, KafkaTopics,
-    OffsetReset, ProducerSettings,
+    DEFAULT_MAX_IN_FLIGHT_RECORDS, DEFAULT_RAW_TOPIC, IndexerSink, KafkaConfig, KafkaGroups,
+    KafkaTopics, OffsetReset, ProducerSettings,
 };
 pub use indexer::{Indexer, IndexerStats, partition_dir, partitions_root};
 pub use offsets::{InputRef, OffsetTracker};

@@ -927,3 +927,145 @@ fn three_processors_alert_on_the_merged_view_exactly_like_one_detector() -> anyh
     );
     Ok(())
 }
+
+/// A minimal Elasticsearch `_bulk` endpoint on 127.0.0.1: stores `create`d `_id`s, answers 409
+/// for an `_id` it has, and rejects the first `reject_first` items it sees with 429 (as a busy
+/// cluster's write queue does).
+struct MockEs {
+    url: String,
+    ids: std::sync::Arc<std::sync::Mutex<HashSet<String>>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl MockEs {
+    fn start(reject_first: u64) -> anyhow::Result<MockEs> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        type Ids = std::sync::Arc<std::sync::Mutex<HashSet<String>>>;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let ids: Ids = Default::default();
+        let seen = std::sync::Arc::new(AtomicU64::new(0));
+        let store = ids.clone();
+        let bulk = move |body: axum::body::Bytes| {
+            let store = store.clone();
+            let seen = seen.clone();
+            async move {
+                let text = String::from_utf8_lossy(&body).into_owned();
+                let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+                let mut items = Vec::new();
+                let mut errors = false;
+                while let (Some(action), Some(_source)) = (lines.next(), lines.next()) {
+                    let action: serde_json::Value =
+                        serde_json::from_str(action).unwrap_or_default();
+                    let id = action["create"]["_id"].as_str().unwrap_or("").to_owned();
+                    let n = seen.fetch_add(1, Ordering::Relaxed);
+                    let status = if n < reject_first {
+                        429
+                    } else if store.lock().expect("mock lock").insert(id) {
+                        201
+                    } else {
+                        409
+                    };
+                    errors |= status != 201;
+                    let mut item = serde_json::json!({"create": {"status": status}});
+                    if status == 429 {
+                        item["create"]["error"] =
+                            serde_json::json!({"type": "es_rejected_execution_exception"});
+                    } else if status == 409 {
+                        item["create"]["error"] =
+                            serde_json::json!({"type": "version_conflict_engine_exception"});
+                    }
+                    items.push(item);
+                }
+                let body = serde_json::json!({"errors": errors, "items": items}).to_string();
+                (
+                    [
+                        ("content-type", "application/json"),
+                        ("x-elastic-product", "Elasticsearch"),
+                    ],
+                    body,
+                )
+            }
+        };
+        let app = axum::Router::new()
+            .route("/{index}/_bulk", axum::routing::post(bulk.clone()))
+            .route("/_bulk", axum::routing::post(bulk));
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let url = format!("http://{}", listener.local_addr()?);
+        rt.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(MockEs { url, ids, _rt: rt })
+    }
+
+    fn stored(&self) -> usize {
+        self.ids.lock().expect("mock lock").len()
+    }
+}
+
+#[test]
+fn indexers_write_to_elasticsearch_and_commit_only_accepted_events() -> anyhow::Result<()> {
+    let broker = Broker::start("es")?;
+    // 29 items refused with 429 and not retried by the writer (one attempt): the indexer must
+    // leave them uncommitted and send them again.
+    let es = MockEs::start(29)?;
+    let dirs = tempfile::tempdir()?;
+    let pods = dirs.path().join("pods");
+    let expected = support::generate(&pods, 2_000, 5)?.records;
+    let mut kafka = broker.kafka(5_000);
+    kafka.indexer_sink = sluice::distributed::IndexerSink::Elasticsearch;
+    let mut indexers = (0..2)
+        .map(|i| {
+            let data = dirs.path().join(format!("indexer-{i}"));
+            let mut config = role_config(Role::Indexer, kafka.clone(), None, &data);
+            config.elasticsearch.urls = vec![es.url.clone()];
+            config.elasticsearch.dead_letter_dir = data.join("es-dead-letter");
+            config.elasticsearch.batch_interval_ms = 100;
+            config.elasticsearch.retry.max_attempts = 1;
+            Indexer::start(&config)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut processor = Processor::start(&role_config(
+        Role::Processor,
+        kafka.clone(),
+        None,
+        &dirs.path().join("processor"),
+    ))?;
+    let agent = Agent::start(&role_config(
+        Role::Agent,
+        kafka.clone(),
+        Some(&pods),
+        &dirs.path().join("agent"),
+    ))?;
+    let done = support::wait_for(Duration::from_secs(90), || es.stored() as u64 >= expected);
+    processor.check_health()?;
+    for i in &mut indexers {
+        i.check_health()?;
+    }
+    let stats: Vec<_> = indexers.iter().map(Indexer::stats).collect();
+    for s in &stats {
+        eprintln!("indexer: {s:?}");
+    }
+    assert!(
+        done,
+        "{} of {expected} events in Elasticsearch",
+        es.stored()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(es.stored() as u64, expected, "every event stored once");
+    let created: u64 = stats.iter().map(|s| s.events_added.load(Relaxed)).sum();
+    let unacked: u64 = stats.iter().map(|s| s.es_unaccepted.load(Relaxed)).sum();
+    assert_eq!(created, expected, "created answers");
+    assert!(
+        unacked >= 29,
+        "{unacked} refused items were seen and replayed"
+    );
+    agent.shutdown()?;
+    processor.shutdown()?;
+    for i in indexers {
+        i.shutdown()?;
+    }
+    Ok(())
+}
