@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use crossbeam_channel::{RecvTimeoutError, bounded};
 
+/// The same global allocator as the `sluice` binary, so the agent path measures what ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Batches queued between the tailer and this consumer: the embedded pipeline's
 /// `RAW_QUEUE_BATCHES`, so the memory bound matches what `sluice run` ships with.
 const RAW_QUEUE_BATCHES: usize = 16;
