@@ -23,9 +23,9 @@ use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use schemas::{RawRecord, SourceRef};
+use schemas::SourceRef;
 
-use super::{HEADER_RAW_VERSION, record_key};
+use super::{HEADER_RAW_VERSION, write_record_key};
 use crate::config::SluiceConfig;
 
 /// Batches queued between the tailer and the agent thread; small because the producer queue
@@ -285,6 +285,7 @@ impl Worker {
             value: Some(&schemas::RAW_RECORD_VERSION.to_string()),
         });
         let mut payload = Vec::with_capacity(4096);
+        let mut key = String::with_capacity(128);
         loop {
             if self.stop.load(Ordering::SeqCst) || self.crash.load(Ordering::SeqCst) {
                 return Ok(());
@@ -295,14 +296,17 @@ impl Worker {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             };
-            for record in &batch.records {
+            // Records are consumed by value: each one's `SourceRef` moves into its delivery
+            // opaque instead of being cloned (one allocation and copy less per record).
+            for record in batch.records {
                 if !self.wait_for_room()? {
                     return Ok(());
                 }
                 payload.clear();
-                serde_json::to_writer(&mut payload, record)
+                serde_json::to_writer(&mut payload, &record)
                     .context("a raw record failed to serialize")?;
-                self.send(record, &payload, &headers)?;
+                write_record_key(&record, &mut key);
+                self.send(record.source, &key, &payload, &headers)?;
             }
         }
     }
@@ -337,16 +341,16 @@ impl Worker {
     /// Produces one record, waiting while librdkafka's queue is full.
     fn send(
         &self,
-        record: &RawRecord,
+        source: SourceRef,
+        key: &str,
         payload: &[u8],
         headers: &OwnedHeaders,
     ) -> anyhow::Result<()> {
-        let key = record_key(record);
         let in_flight = self.stats.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
         self.stats
             .in_flight_max
             .fetch_max(in_flight, Ordering::Relaxed);
-        let mut message = BaseRecord::with_opaque_to(&self.topic, Box::new(record.source.clone()))
+        let mut message = BaseRecord::with_opaque_to(&self.topic, Box::new(source))
             .key(key.as_bytes())
             .payload(payload)
             .headers(headers.clone());
@@ -364,13 +368,14 @@ impl Worker {
                     std::thread::sleep(BACKPRESSURE_WAIT);
                     message = back;
                 }
-                Err((err, _)) => {
+                Err((err, back)) => {
                     self.stats.in_flight.fetch_sub(1, Ordering::AcqRel);
                     self.stats.delivery_failures.fetch_add(1, Ordering::Relaxed);
+                    let source = back.delivery_opaque;
                     anyhow::bail!(
                         "failed to produce {} offset {} to {}: {err}",
-                        record.source.path,
-                        record.source.offset,
+                        source.path,
+                        source.offset,
                         self.topic
                     );
                 }

@@ -75,13 +75,28 @@ const HEALTH_POLL: Duration = Duration::from_millis(500);
 /// in one partition and in order. Records without pod metadata fall back to their file's
 /// directory, which is per container in the kubelet layout.
 pub fn record_key(record: &schemas::RawRecord) -> String {
+    let mut key = String::new();
+    write_record_key(record, &mut key);
+    key
+}
+
+/// [`record_key`] into a reused buffer (the agent's per-record path allocates nothing for it).
+pub fn write_record_key(record: &schemas::RawRecord, out: &mut String) {
+    use std::fmt::Write;
+    out.clear();
     let k = &record.kubernetes;
     match (&k.pod.uid, &k.container.name) {
-        (Some(uid), Some(container)) => format!("{uid}/{container}"),
-        _ => std::path::Path::new(&record.source.path)
-            .parent()
-            .map(|dir| dir.to_string_lossy().into_owned())
-            .unwrap_or_else(|| record.source.file_id.to_string()),
+        (Some(uid), Some(container)) => {
+            out.push_str(uid);
+            out.push('/');
+            out.push_str(container);
+        }
+        _ => match std::path::Path::new(&record.source.path).parent() {
+            Some(dir) => out.push_str(&dir.to_string_lossy()),
+            None => {
+                let _ = write!(out, "{}", record.source.file_id);
+            }
+        },
     }
 }
 

@@ -1,7 +1,7 @@
 //! Distributed mode against librdkafka's mock cluster on 127.0.0.1 (in this process):
 //!
 //! 1. `throughput`: agent → broker. A generated pod-log tree is tailed by one `agent` role
-//!    and produced to the raw topic (`acks=all`, idempotent, zstd); the clock stops when every
+//!    and produced to the raw topic (`acks=all`, idempotent, lz4 by default); the clock stops when every
 //!    record's delivery report is in. Reports MB/s of log bytes and records/s.
 //! 2. `lag`: end-to-end lag at a steady rate. A writer appends CRI lines to pod logs at
 //!    `--rate-mb` MB/s for `--seconds`; one agent, one processor and one indexer run;
@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! cargo run --release -p benches --bin kafka_pipeline -- [throughput|lag|all] [--mb 200]
-//!     [--rate-mb 20] [--seconds 20]
+//!     [--rate-mb 20] [--seconds 20] [--compression lz4|zstd|none]
 //! ```
 //! Measures only; asserts nothing about timings.
 //!
@@ -32,7 +32,9 @@ use std::time::{Duration, Instant};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use sluice::config::{Role, SluiceConfig};
-use sluice::distributed::{Agent, DistributedSearcher, Indexer, KafkaConfig, Processor};
+use sluice::distributed::{
+    Agent, Compression, DistributedSearcher, Indexer, KafkaConfig, Processor,
+};
 
 /// Raw and events partitions, as a small production topic would have.
 const PARTITIONS: i32 = 6;
@@ -40,6 +42,8 @@ const PARTITIONS: i32 = 6;
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 /// How long the lag run waits, after writing stops, for the pipeline to catch up.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often the lag run prints each stage's count while it drains.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Pods the lag writer spreads its lines over.
 const LAG_PODS: usize = 12;
 
@@ -48,6 +52,8 @@ struct Args {
     mb: u64,
     rate_mb: f64,
     seconds: u64,
+    /// Producer codec; the config default unless `--compression` is given.
+    compression: Compression,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -56,6 +62,7 @@ fn parse_args() -> anyhow::Result<Args> {
         mb: 200,
         rate_mb: 20.0,
         seconds: 20,
+        compression: Compression::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -67,6 +74,14 @@ fn parse_args() -> anyhow::Result<Args> {
             "--mb" => args.mb = value("--mb")?.parse()?,
             "--rate-mb" => args.rate_mb = value("--rate-mb")?.parse()?,
             "--seconds" => args.seconds = value("--seconds")?.parse()?,
+            "--compression" => {
+                args.compression = match value("--compression")?.as_str() {
+                    "lz4" => Compression::Lz4,
+                    "zstd" => Compression::Zstd,
+                    "none" => Compression::None,
+                    other => anyhow::bail!("unknown codec {other:?} (lz4, zstd or none)"),
+                }
+            }
             "throughput" | "lag" | "all" => args.mode = a,
             other => anyhow::bail!("unknown argument {other:?}"),
         }
@@ -77,10 +92,10 @@ fn parse_args() -> anyhow::Result<Args> {
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     if args.mode == "throughput" || args.mode == "all" {
-        throughput(args.mb)?;
+        throughput(args.mb, args.compression)?;
     }
     if args.mode == "lag" || args.mode == "all" {
-        lag(args.rate_mb, args.seconds)?;
+        lag(args.rate_mb, args.seconds, args.compression)?;
     }
     Ok(())
 }
@@ -97,9 +112,10 @@ fn cluster(topics: &[&str]) -> anyhow::Result<MockCluster<'static, DefaultProduc
     Ok(mock)
 }
 
-fn kafka(brokers: &str) -> KafkaConfig {
+fn kafka(brokers: &str, compression: Compression) -> KafkaConfig {
     let mut kafka = KafkaConfig::with_brokers(brokers);
     kafka.consumer.commit_interval_ms = 500;
+    kafka.producer.compression = compression;
     kafka
 }
 
@@ -130,7 +146,7 @@ fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {
     Ok(total)
 }
 
-fn throughput(mb: u64) -> anyhow::Result<()> {
+fn throughput(mb: u64, compression: Compression) -> anyhow::Result<()> {
     let dirs = tempfile::tempdir()?;
     let pods = dirs.path().join("pods");
     // ~210 bytes per generated line.
@@ -147,7 +163,7 @@ fn throughput(mb: u64) -> anyhow::Result<()> {
     })?;
     let bytes = dir_bytes(&pods)? as f64;
     let mock = cluster(&["sluice.raw"])?;
-    let kafka = kafka(&mock.bootstrap_servers());
+    let kafka = kafka(&mock.bootstrap_servers(), compression);
     let config = role_config(Role::Agent, &kafka, Some(&pods), &dirs.path().join("agent"));
     let started = Instant::now();
     let mut agent = Agent::start(&config)?;
@@ -161,10 +177,14 @@ fn throughput(mb: u64) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(5));
     }
     let secs = started.elapsed().as_secs_f64();
+    let waits = stats.backpressure_waits.load(Relaxed);
+    let in_flight_max = stats.in_flight_max.load(Relaxed);
     agent.shutdown()?;
     println!(
-        "throughput: agent -> mock broker (127.0.0.1, acks=all, idempotent, zstd, {PARTITIONS} partitions): \
-         {:.0} MB in {secs:.2} s = {:.1} MB/s, {:.0} records/s ({} records)",
+        "throughput: agent -> mock broker (127.0.0.1, acks=all, idempotent, {}, {PARTITIONS} partitions): \
+         {:.0} MB in {secs:.2} s = {:.1} MB/s, {:.0} records/s ({} records); \
+         {waits} backpressure waits, at most {in_flight_max} records in flight",
+        compression.as_str(),
         bytes / 1e6,
         bytes / 1e6 / secs,
         report.records as f64 / secs,
@@ -187,7 +207,7 @@ fn line(buf: &mut Vec<u8>, n: u64, size: usize) {
     buf.extend_from_slice(b"\"}\n");
 }
 
-fn lag(rate_mb: f64, seconds: u64) -> anyhow::Result<()> {
+fn lag(rate_mb: f64, seconds: u64, compression: Compression) -> anyhow::Result<()> {
     let dirs = tempfile::tempdir()?;
     let pods = dirs.path().join("pods");
     let mut files = Vec::new();
@@ -203,16 +223,16 @@ fn lag(rate_mb: f64, seconds: u64) -> anyhow::Result<()> {
         "sluice.alerts",
         "sluice.deadletter",
     ])?;
-    let kafka = kafka(&mock.bootstrap_servers());
+    let kafka = kafka(&mock.bootstrap_servers(), compression);
     let index_dir: PathBuf = dirs.path().join("indexer");
-    let indexer = Indexer::start(&role_config(Role::Indexer, &kafka, None, &index_dir))?;
-    let processor = Processor::start(&role_config(
+    let mut indexer = Indexer::start(&role_config(Role::Indexer, &kafka, None, &index_dir))?;
+    let mut processor = Processor::start(&role_config(
         Role::Processor,
         &kafka,
         None,
         &dirs.path().join("processor"),
     ))?;
-    let agent = Agent::start(&role_config(
+    let mut agent = Agent::start(&role_config(
         Role::Agent,
         &kafka,
         Some(&pods),
@@ -256,7 +276,27 @@ fn lag(rate_mb: f64, seconds: u64) -> anyhow::Result<()> {
     }
     let write_secs = started.elapsed().as_secs_f64();
     let drain_deadline = Instant::now() + DRAIN_TIMEOUT;
+    let (agent_stats, processor_stats, indexer_stats) =
+        (agent.stats(), processor.stats(), indexer.stats());
+    let mut last_progress = Instant::now();
     loop {
+        // A stage that stopped would otherwise look like lag.
+        agent.check_health()?;
+        processor.check_health()?;
+        indexer.check_health()?;
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            // Which stage is behind: each count reaches `written` when its stage caught up.
+            eprintln!(
+                "drain +{:.0} s: written {written}, delivered {}, processed {}, events acked {}, indexed {} ({} store commits)",
+                started.elapsed().as_secs_f64() - write_secs,
+                agent_stats.records_delivered.load(Relaxed),
+                processor_stats.records_in.load(Relaxed),
+                processor_stats.outputs_acked.load(Relaxed),
+                indexer_stats.events_added.load(Relaxed),
+                indexer_stats.store_commits.load(Relaxed),
+            );
+            last_progress = Instant::now();
+        }
         let n = DistributedSearcher::open(&index_dir, 90)
             .and_then(|s| s.count(&index::SearchRequest::default()))
             .unwrap_or(0);
@@ -282,10 +322,11 @@ fn lag(rate_mb: f64, seconds: u64) -> anyhow::Result<()> {
     let final_count = searchable.last().map_or(0, |s| s.1);
     println!(
         "lag: line written -> searchable in the indexer's store, {:.1} MB/s ({:.0} lines/s of {LINE_BYTES} B) for {write_secs:.0} s, \
-         agent + processor + indexer on one mock broker: p50 {:.2} s, p95 {:.2} s, max {:.2} s over {} samples; \
+         agent + processor + indexer on one mock broker, {}: p50 {:.2} s, p95 {:.2} s, max {:.2} s over {} samples; \
          {final_count} of {written} lines searchable at the end{}",
         written as f64 * LINE_BYTES as f64 / 1e6 / write_secs,
         written as f64 / write_secs,
+        compression.as_str(),
         pct(0.5),
         pct(0.95),
         pct(1.0),
