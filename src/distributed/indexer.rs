@@ -25,6 +25,12 @@ use crate::config::SluiceConfig;
 const POLL_WAIT: Duration = Duration::from_millis(100);
 /// How often open partition stores drop expired day partitions (as the embedded pipeline).
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+/// While the consumer has had a message ready at every poll for longer than the commit
+/// interval (it is catching up on a backlog), a store commits only at `commit_max_docs` staged
+/// events or after this many commit intervals. Lines in a backlog are late anyway, and tantivy
+/// commits of a few thousand events cost several times the CPU per event of ~50 000-event
+/// ones, which is what kept a lagging indexer from ever catching up.
+const BACKLOG_COMMIT_STRETCH: u32 = 10;
 /// Directory under the data dir that holds the partition stores.
 const PARTITIONS_DIR: &str = "partitions";
 
@@ -176,19 +182,29 @@ impl Stores {
     }
 
     /// Commits the stores that are due (or all with pending data when `all`), returning the
-    /// offsets that are now safe to commit to Kafka.
+    /// offsets that are now safe to commit to Kafka. With `backlog`, time alone makes a store
+    /// due only after [`BACKLOG_COMMIT_STRETCH`] intervals.
     fn commit_due(
         &mut self,
         interval: Duration,
         all: bool,
+        backlog: bool,
         only: Option<&[i32]>,
     ) -> anyhow::Result<TopicPartitionList> {
+        let max_docs = u64::try_from(self.index.commit_max_docs).unwrap_or(u64::MAX);
         let mut list = TopicPartitionList::new();
         for (partition, ps) in &mut self.open {
             if only.is_some_and(|o| !o.contains(partition)) || !ps.uncommitted {
                 continue;
             }
-            let due = all || ps.store.should_commit() || ps.last_commit.elapsed() >= interval;
+            let age = ps.last_commit.elapsed();
+            let due = all
+                || ps.store.staged_docs() >= max_docs
+                || if backlog {
+                    age >= interval * BACKLOG_COMMIT_STRETCH
+                } else {
+                    ps.store.should_commit() || age >= interval
+                };
             if !due {
                 continue;
             }
@@ -233,7 +249,7 @@ impl ConsumerContext for RebalanceContext {
             .iter()
             .map(|e| e.partition())
             .collect();
-        let commit = stores.commit_due(Duration::ZERO, true, Some(&revoked));
+        let commit = stores.commit_due(Duration::ZERO, true, false, Some(&revoked));
         for partition in &revoked {
             if stores.open.remove(partition).is_some() {
                 stores.stats.stores_closed.fetch_add(1, Ordering::Relaxed);
@@ -417,7 +433,7 @@ impl Worker {
         if self.crash.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let committed = self.commit(true);
+        let committed = self.commit(true, false);
         // Close the stores before leaving the group, so the next owner can open them.
         lock(&self.stores).open.clear();
         result.and(committed)
@@ -426,12 +442,14 @@ impl Worker {
     fn consume(&self) -> anyhow::Result<()> {
         let mut last_check = Instant::now();
         let mut last_retention: Option<Instant> = None;
+        // When a poll last found nothing to read: long ago means the indexer is catching up.
+        let mut last_idle = Instant::now();
         loop {
             if self.stop.load(Ordering::SeqCst) || self.crash.load(Ordering::SeqCst) {
                 return Ok(());
             }
             match self.consumer.poll(POLL_WAIT) {
-                None => {}
+                None => last_idle = Instant::now(),
                 Some(Err(err)) => {
                     let n = self.stats.consumer_errors.fetch_add(1, Ordering::Relaxed);
                     if n.is_power_of_two() {
@@ -444,7 +462,7 @@ impl Worker {
                 anyhow::bail!("{failure}");
             }
             if last_check.elapsed() >= POLL_WAIT {
-                self.commit(false)?;
+                self.commit(false, last_idle.elapsed() > self.commit_interval)?;
                 last_check = Instant::now();
             }
             if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_INTERVAL) {
@@ -514,8 +532,8 @@ impl Worker {
     }
 
     /// Commits due stores (all with `all`) and then their offsets.
-    fn commit(&self, all: bool) -> anyhow::Result<()> {
-        let list = lock(&self.stores).commit_due(self.commit_interval, all, None)?;
+    fn commit(&self, all: bool, backlog: bool) -> anyhow::Result<()> {
+        let list = lock(&self.stores).commit_due(self.commit_interval, all, backlog, None)?;
         if list.count() > 0 {
             let mode = if all {
                 CommitMode::Sync
