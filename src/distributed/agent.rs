@@ -240,12 +240,7 @@ impl Agent {
     /// The agent or tailer thread failed.
     pub fn shutdown(mut self) -> anyhow::Result<()> {
         self.stop.store(true, Ordering::SeqCst);
-        let worker = match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the agent thread panicked"))),
-            None => Ok(()),
-        };
+        let worker = super::join_thread(&mut self.thread, "agent");
         let tailer = match self.tailer.take() {
             Some(t) => t.shutdown().context("failed to stop the tailer"),
             None => Ok(()),

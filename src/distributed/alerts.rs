@@ -106,12 +106,7 @@ impl DeliveryThread {
     }
 
     pub(super) fn join(mut self) -> anyhow::Result<()> {
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the alert delivery thread panicked"))),
-            None => Ok(()),
-        }
+        super::join_thread(&mut self.thread, "alert delivery")
     }
 }
 

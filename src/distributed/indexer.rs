@@ -237,18 +237,11 @@ impl ClientContext for RebalanceContext {}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(list) = rebalance else {
-            return;
-        };
-        if self.crash.load(Ordering::SeqCst) {
+        if !matches!(rebalance, Rebalance::Revoke(_)) || self.crash.load(Ordering::SeqCst) {
             return;
         }
         let mut stores = lock(&self.stores);
-        let revoked: Vec<i32> = list
-            .elements_for_topic(&stores.topic)
-            .iter()
-            .map(|e| e.partition())
-            .collect();
+        let revoked = super::revoked_partitions(rebalance, &stores.topic, &self.crash);
         let commit = stores.commit_due(Duration::ZERO, true, false, Some(&revoked));
         for partition in &revoked {
             if stores.open.remove(partition).is_some() {
@@ -409,12 +402,7 @@ impl Indexer {
     /// The indexer thread failed.
     pub fn shutdown(mut self) -> anyhow::Result<()> {
         self.stop.store(true, Ordering::SeqCst);
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the indexer thread panicked"))),
-            None => Ok(()),
-        }
+        super::join_thread(&mut self.thread, "indexer")
     }
 }
 

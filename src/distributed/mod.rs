@@ -128,6 +128,39 @@ fn check_thread(
     Ok(())
 }
 
+/// Joins a role's thread at shutdown: its own error, or a panic named after `name`.
+fn join_thread(
+    slot: &mut Option<JoinHandle<anyhow::Result<()>>>,
+    name: &str,
+) -> anyhow::Result<()> {
+    match slot.take() {
+        Some(t) => t
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the {name} thread panicked"))),
+        None => Ok(()),
+    }
+}
+
+/// The partitions of `topic` a rebalance revokes; empty for an assignment, and when the role
+/// was dropped without shutdown (`crash`): the consumer's close then revokes everything, and a
+/// crash must not flush or commit.
+fn revoked_partitions(
+    rebalance: &rdkafka::consumer::Rebalance<'_>,
+    topic: &str,
+    crash: &std::sync::atomic::AtomicBool,
+) -> Vec<i32> {
+    let rdkafka::consumer::Rebalance::Revoke(list) = rebalance else {
+        return Vec::new();
+    };
+    if crash.load(Ordering::SeqCst) {
+        return Vec::new();
+    }
+    list.elements_for_topic(topic)
+        .iter()
+        .map(|e| e.partition())
+        .collect()
+}
+
 /// A running role of distributed mode.
 #[derive(Debug)]
 pub enum RoleHandle {

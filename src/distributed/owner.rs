@@ -69,17 +69,7 @@ impl ClientContext for OwnerRebalance {}
 
 impl ConsumerContext for OwnerRebalance {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(list) = rebalance else {
-            return;
-        };
-        if self.crash.load(Ordering::SeqCst) {
-            return;
-        }
-        let revoked: Vec<i32> = list
-            .elements_for_topic(&self.topic)
-            .iter()
-            .map(|e| e.partition())
-            .collect();
+        let revoked = super::revoked_partitions(rebalance, &self.topic, &self.crash);
         if revoked.is_empty() {
             return;
         }
@@ -199,12 +189,7 @@ impl OwnerThread {
     }
 
     pub(super) fn join(mut self) -> anyhow::Result<()> {
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the aggregate owner thread panicked"))),
-            None => Ok(()),
-        }
+        super::join_thread(&mut self.thread, "aggregate owner")
     }
 }
 

@@ -338,17 +338,7 @@ impl ClientContext for RebalanceContext {}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(list) = rebalance else {
-            return;
-        };
-        if self.crash.load(Ordering::SeqCst) {
-            return;
-        }
-        let revoked: Vec<i32> = list
-            .elements_for_topic(&self.topic)
-            .iter()
-            .map(|e| e.partition())
-            .collect();
+        let revoked = super::revoked_partitions(rebalance, &self.topic, &self.crash);
         if revoked.is_empty() {
             return;
         }
@@ -622,12 +612,7 @@ impl Processor {
     /// The processor thread failed.
     pub fn shutdown(mut self) -> anyhow::Result<()> {
         self.stop.store(true, Ordering::SeqCst);
-        let processed = match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the processor thread panicked"))),
-            None => Ok(()),
-        };
+        let processed = super::join_thread(&mut self.thread, "processor");
         let owned = match self.owner.take() {
             Some(owner) => owner.join(),
             None => Ok(()),
