@@ -44,26 +44,11 @@ pub(crate) fn parse<'a>(text: &'a str, c: &mut Collector<'a>) -> Result<()> {
     r.ws();
     r.expect(b'{')?;
     r.depth = 1;
-    r.ws();
-    if r.peek() == Some(b'}') {
-        r.i += 1;
-    } else {
-        loop {
-            r.expect(b'"')?;
-            let key = r.string()?;
-            r.ws();
-            r.expect(b':')?;
-            r.ws();
-            let val = r.top_value()?;
-            c.offer(key, val);
-            r.ws();
-            match r.next() {
-                Some(b',') => r.ws(),
-                Some(b'}') => break,
-                _ => return Err(r.err()),
-            }
-        }
-    }
+    r.members(|r, key| {
+        let val = r.top_value()?;
+        c.offer(key, val);
+        Ok(())
+    })?;
     r.ws();
     if r.i == r.b.len() {
         Ok(())
@@ -157,6 +142,34 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The members of an object whose `{` was just consumed, through its closing `}`: calls
+    /// `member` with each key, the reader positioned at the key's value, which `member` reads.
+    #[inline]
+    fn members(
+        &mut self,
+        mut member: impl FnMut(&mut Self, Cow<'a, str>) -> Result<()>,
+    ) -> Result<()> {
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.expect(b'"')?;
+            let key = self.string()?;
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            member(self, key)?;
+            self.ws();
+            match self.next() {
+                Some(b',') => self.ws(),
+                Some(b'}') => return Ok(()),
+                _ => return Err(self.err()),
+            }
+        }
+    }
+
     /// Any value as an owned `serde_json::Value`.
     fn owned_value(&mut self) -> Result<Value> {
         match self.peek() {
@@ -167,26 +180,11 @@ impl<'a> Reader<'a> {
             Some(b'{') => {
                 self.enter()?;
                 let mut m = Map::new();
-                self.ws();
-                if self.peek() == Some(b'}') {
-                    self.i += 1;
-                } else {
-                    loop {
-                        self.expect(b'"')?;
-                        let k = self.string()?.into_owned();
-                        self.ws();
-                        self.expect(b':')?;
-                        self.ws();
-                        let v = self.owned_value()?;
-                        m.insert(k, v);
-                        self.ws();
-                        match self.next() {
-                            Some(b',') => self.ws(),
-                            Some(b'}') => break,
-                            _ => return Err(self.err()),
-                        }
-                    }
-                }
+                self.members(|r, key| {
+                    let v = r.owned_value()?;
+                    m.insert(key.into_owned(), v);
+                    Ok(())
+                })?;
                 self.depth -= 1;
                 Ok(Value::Object(m))
             }
