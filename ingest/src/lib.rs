@@ -71,6 +71,7 @@
 //! counters are folded into [`IngestStats`] per read pass.
 
 mod assemble;
+mod batch;
 mod checkpoint;
 mod config;
 mod decode;
@@ -83,6 +84,7 @@ mod reader;
 mod stats;
 mod tailer;
 
+pub use batch::{Batch, Records};
 pub use checkpoint::{CHECKPOINT_FILE, Checkpoint, CheckpointStore};
 pub use config::{KubeApiConfig, MultilineConfig, MultilineRule, ReadFrom, TailerConfig};
 pub use decode::{DecodedLine, Format, decode_as, decode_line, detect_format, parse_rfc3339};
@@ -90,7 +92,7 @@ pub use error::IngestError;
 pub use ledger::Acker;
 pub use metadata::{LABEL_APP, LABEL_APP_NAME, PodCache, PodInfo};
 pub use stats::IngestStats;
-pub use tailer::{Batch, Tailer, TailerHandle};
+pub use tailer::{Tailer, TailerHandle};
 
 /// Stable error codes put in [`schemas::RawRecord::errors`].
 pub mod codes {

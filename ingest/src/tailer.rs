@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 use schemas::{Kubernetes, RawRecord, SourceRef};
 
 use crate::assemble::{self, Assembled, Assembler, PhysLine, Rules, flags};
+use crate::batch::{Batch, Batcher};
 use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::config::{ReadFrom, TailerConfig};
 use crate::decode::{self, Format};
@@ -39,12 +40,6 @@ const RETIRED_EOF_READS: u32 = 2;
 /// as soon as a younger file of its group holds a complete line (the runtime has reopened), and
 /// files already this old when found (backfill) are released as soon as they are read.
 const RETIRE_GRACE: Duration = Duration::from_millis(500);
-
-/// A batch of records, in the order they were assembled.
-#[derive(Debug, Default)]
-pub struct Batch {
-    pub records: Vec<RawRecord>,
-}
 
 /// A configured tailer, not yet running. Created by [`Tailer::try_new`], started by
 /// [`Tailer::spawn`].
@@ -128,6 +123,7 @@ impl Tailer {
                 )
             })
             .collect();
+        let batch = Batcher::new(self.config.batch_max_records, self.config.batch_max_bytes);
         let worker = Worker {
             rules: Rules::new(&self.config.multiline, self.config.max_line_bytes),
             cfg: self.config,
@@ -144,7 +140,7 @@ impl Tailer {
             stop: Arc::clone(&stop),
             wake_rx,
             idle: Arc::clone(&idle),
-            batch: Vec::new(),
+            batch,
             dirty: false,
             last_save: Instant::now(),
             next_scan: Instant::now(),
@@ -342,8 +338,9 @@ struct Worker {
     stop: Arc<AtomicBool>,
     wake_rx: Receiver<()>,
     idle: Arc<AtomicBool>,
-    /// Records assembled, registered in the ledger, not yet sent.
-    batch: Vec<RawRecord>,
+    /// Records assembled, registered in the ledger, not yet sent, cut into batches; takes
+    /// sent batches back to free them on this thread.
+    batch: Batcher,
     dirty: bool,
     last_save: Instant,
     next_scan: Instant,
@@ -715,7 +712,7 @@ impl Worker {
                 let has_successor = i + 1 < count;
                 let (read, released) = self.read_file(id, line_budget, has_successor);
                 progressed |= read;
-                if self.batch.len() >= self.cfg.batch_max_records && !self.flush_batch(false) {
+                if self.batch.has_full() && !self.flush_batch(false) {
                     return progressed;
                 }
                 // Younger files of the group wait until this one is released.
@@ -895,7 +892,6 @@ impl Worker {
         ledger.register_many(id, self.scratch.iter().map(|a| (a.offset, a.end)));
         IngestStats::set(&self.stats.unacked_records, ledger.unacked() as u64);
         drop(ledger);
-        self.batch.reserve(self.scratch.len());
         for a in self.scratch.drain(..) {
             let mut errors: Vec<String> = if a.flags == 0 {
                 Vec::new()
@@ -942,40 +938,19 @@ impl Worker {
 
     // ---- sending ---------------------------------------------------------------------------
 
-    /// Sends the batch in chunks of at most `batch_max_records` records and `batch_max_bytes`
-    /// message bytes. With `all` false, a last short chunk is kept for later. Returns false
-    /// when the tailer must stop.
+    /// Sends the full batches, and with `all` also the last short one. Returns false when the
+    /// tailer must stop.
     fn flush_batch(&mut self, all: bool) -> bool {
-        while !self.batch.is_empty() {
-            let mut n = 0;
-            let mut bytes = 0;
-            for r in &self.batch {
-                if n >= self.cfg.batch_max_records
-                    || (n > 0 && bytes + r.message.len() > self.cfg.batch_max_bytes)
-                {
-                    break;
-                }
-                n += 1;
-                bytes += r.message.len();
-            }
-            if n == self.batch.len() && !all && n < self.cfg.batch_max_records {
-                return true;
-            }
-            let chunk = if n == self.batch.len() {
-                let fresh = Vec::with_capacity(self.cfg.batch_max_records);
-                std::mem::replace(&mut self.batch, fresh)
-            } else {
-                self.batch.drain(..n).collect()
-            };
-            if !self.send(chunk) {
+        self.batch.take_back();
+        while let Some(batch) = self.batch.next(all) {
+            if !self.send(batch) {
                 return false;
             }
         }
         true
     }
 
-    fn send(&mut self, records: Vec<RawRecord>) -> bool {
-        let mut batch = Batch { records };
+    fn send(&mut self, mut batch: Batch) -> bool {
         loop {
             match self.out.send_timeout(batch, SEND_WAIT) {
                 Ok(()) => return true,
@@ -985,8 +960,9 @@ impl Worker {
                     if self.stopping() {
                         return false;
                     }
-                    // Acknowledgements keep arriving while we wait.
+                    // Acknowledgements and returned batches keep arriving while we wait.
                     self.persist(false);
+                    self.batch.take_back();
                 }
                 Err(SendTimeoutError::Disconnected(_)) => {
                     tracing::warn!("batch receiver is gone; stopping the tailer");
