@@ -281,6 +281,7 @@ impl Worker {
         });
         let mut payload = Vec::with_capacity(4096);
         let mut key = String::with_capacity(128);
+        let mut writer = schemas::RawRecordWriter::default();
         loop {
             if self.stop.load(Ordering::SeqCst) || self.crash.load(Ordering::SeqCst) {
                 return Ok(());
@@ -298,7 +299,8 @@ impl Worker {
                     return Ok(());
                 }
                 payload.clear();
-                serde_json::to_writer(&mut payload, &record)
+                writer
+                    .write(&record, &mut payload)
                     .context("a raw record failed to serialize")?;
                 write_record_key(&record, &mut key);
                 self.send(record.source, &key, &payload, &headers)?;

@@ -40,12 +40,19 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use sluice::config::{Role, SluiceConfig};
 use sluice::distributed::{
     Agent, Compression, DistributedSearcher, Indexer, KafkaConfig, Processor,
 };
+
+/// The same global allocator as the `sluice` binary, so the roles measure what ships
+/// (librdkafka's own allocations stay on the C allocator either way).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Raw and events partitions, as a small production topic would have.
 const PARTITIONS: i32 = 6;
@@ -68,6 +75,11 @@ struct Args {
     seconds: u64,
     /// Producer codec; the config default unless `--compression` is given.
     compression: Compression,
+    /// Offset and store commit interval of the consumers (`--commit-ms`); the shipped
+    /// default unless given.
+    commit_ms: u64,
+    /// `[index] writer_threads` of each partition store (`--writer-threads`).
+    writer_threads: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -77,6 +89,8 @@ fn parse_args() -> anyhow::Result<Args> {
         rate_mb: 20.0,
         seconds: 20,
         compression: Compression::default(),
+        commit_ms: sluice::distributed::ConsumerSettings::default().commit_interval_ms,
+        writer_threads: index::IndexConfig::default().writer_threads,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -88,6 +102,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--mb" => args.mb = value("--mb")?.parse()?,
             "--rate-mb" => args.rate_mb = value("--rate-mb")?.parse()?,
             "--seconds" => args.seconds = value("--seconds")?.parse()?,
+            "--commit-ms" => args.commit_ms = value("--commit-ms")?.parse()?,
+            "--writer-threads" => args.writer_threads = value("--writer-threads")?.parse()?,
             "--compression" => {
                 args.compression = match value("--compression")?.as_str() {
                     "lz4" => Compression::Lz4,
@@ -106,10 +122,10 @@ fn parse_args() -> anyhow::Result<Args> {
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     if args.mode == "throughput" || args.mode == "all" {
-        throughput(args.mb, args.compression)?;
+        throughput(&args)?;
     }
     if args.mode == "lag" || args.mode == "all" {
-        lag(args.rate_mb, args.seconds, args.compression)?;
+        lag(&args)?;
     }
     Ok(())
 }
@@ -126,21 +142,28 @@ fn cluster(topics: &[&str]) -> anyhow::Result<MockCluster<'static, DefaultProduc
     Ok(mock)
 }
 
-fn kafka(brokers: &str, compression: Compression) -> KafkaConfig {
+fn kafka(brokers: &str, args: &Args) -> KafkaConfig {
     let mut kafka = KafkaConfig::with_brokers(brokers);
-    kafka.consumer.commit_interval_ms = 500;
-    kafka.producer.compression = compression;
+    kafka.consumer.commit_interval_ms = args.commit_ms;
+    kafka.producer.compression = args.compression;
     kafka
 }
 
-fn role_config(role: Role, kafka: &KafkaConfig, pods: Option<&Path>, data: &Path) -> SluiceConfig {
+fn role_config(
+    role: Role,
+    kafka: &KafkaConfig,
+    pods: Option<&Path>,
+    data: &Path,
+    args: &Args,
+) -> SluiceConfig {
     let mut config = SluiceConfig::default();
     config.role = role;
     config.data_dir = Some(data.to_path_buf());
     config.ingest.pods_dir = pods.map(Path::to_path_buf);
     config.ingest.poll_interval_ms = 50;
     config.api.enabled = false;
-    config.index.commit_interval_ms = 500;
+    config.index.commit_interval_ms = args.commit_ms;
+    config.index.writer_threads = args.writer_threads;
     config.kafka = kafka.clone();
     config.resolve_paths();
     config
@@ -160,7 +183,57 @@ fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {
     Ok(total)
 }
 
-fn throughput(mb: u64, compression: Compression) -> anyhow::Result<()> {
+/// CPU time each thread of this process has had so far, summed per thread name, from
+/// `/proc/self/task/*/schedstat` (nanoseconds on a CPU). On a shared machine wall time also
+/// measures the neighbours; CPU time only our threads. Empty off Linux.
+fn thread_cpu_secs() -> BTreeMap<String, f64> {
+    let mut by_name = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let (Ok(name), Ok(sched)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("schedstat")),
+        ) else {
+            continue;
+        };
+        let Some(Ok(ns)) = sched.split_whitespace().next().map(str::parse::<u64>) else {
+            continue;
+        };
+        *by_name.entry(name.trim().to_string()).or_insert(0.0) += ns as f64 / 1e9;
+    }
+    by_name
+}
+
+/// CPU seconds per thread name between two [`thread_cpu_secs`] snapshots, largest first.
+fn cpu_delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> Vec<(String, f64)> {
+    let mut delta: Vec<(String, f64)> = after
+        .iter()
+        .map(|(name, secs)| {
+            (
+                name.clone(),
+                secs - before.get(name).copied().unwrap_or(0.0),
+            )
+        })
+        .filter(|(_, secs)| *secs >= 0.005)
+        .collect();
+    delta.sort_by(|a, b| b.1.total_cmp(&a.1));
+    delta
+}
+
+/// `name secs, name secs, ...` of a [`cpu_delta`].
+fn list_cpu(cpu: &[(String, f64)]) -> String {
+    let threads: Vec<String> = cpu
+        .iter()
+        .map(|(name, secs)| format!("{name} {secs:.2}"))
+        .collect();
+    threads.join(", ")
+}
+
+fn throughput(args: &Args) -> anyhow::Result<()> {
+    let (mb, compression) = (args.mb, args.compression);
     let dirs = tempfile::tempdir()?;
     let pods = dirs.path().join("pods");
     // ~210 bytes per generated line.
@@ -177,8 +250,15 @@ fn throughput(mb: u64, compression: Compression) -> anyhow::Result<()> {
     })?;
     let bytes = dir_bytes(&pods)? as f64;
     let mock = cluster(&["sluice.raw"])?;
-    let kafka = kafka(&mock.bootstrap_servers(), compression);
-    let config = role_config(Role::Agent, &kafka, Some(&pods), &dirs.path().join("agent"));
+    let kafka = kafka(&mock.bootstrap_servers(), args);
+    let config = role_config(
+        Role::Agent,
+        &kafka,
+        Some(&pods),
+        &dirs.path().join("agent"),
+        args,
+    );
+    let cpu_before = thread_cpu_secs();
     let started = Instant::now();
     let mut agent = Agent::start(&config)?;
     let stats = agent.stats();
@@ -191,6 +271,7 @@ fn throughput(mb: u64, compression: Compression) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(5));
     }
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_delta(&cpu_before, &thread_cpu_secs());
     let waits = stats.backpressure_waits.load(Relaxed);
     let in_flight_max = stats.in_flight_max.load(Relaxed);
     agent.shutdown()?;
@@ -203,6 +284,18 @@ fn throughput(mb: u64, compression: Compression) -> anyhow::Result<()> {
         bytes / 1e6 / secs,
         report.records as f64 / secs,
         report.records
+    );
+    // The bench's own (main) thread only polls a counter; the mock broker would run elsewhere.
+    let main_thread = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+    let agent_cpu: f64 = cpu
+        .iter()
+        .filter(|(name, _)| !name.starts_with("rdk:mock") && *name != main_thread.trim())
+        .map(|(_, secs)| secs)
+        .sum();
+    println!(
+        "throughput CPU: agent threads {agent_cpu:.2} s = {:.1} MB per CPU-second; per thread (s): {}",
+        bytes / 1e6 / agent_cpu,
+        list_cpu(&cpu)
     );
     Ok(())
 }
@@ -221,7 +314,8 @@ fn line(buf: &mut Vec<u8>, n: u64, size: usize) {
     buf.extend_from_slice(b"\"}\n");
 }
 
-fn lag(rate_mb: f64, seconds: u64, compression: Compression) -> anyhow::Result<()> {
+fn lag(args: &Args) -> anyhow::Result<()> {
+    let (rate_mb, seconds, compression) = (args.rate_mb, args.seconds, args.compression);
     let dirs = tempfile::tempdir()?;
     let pods = dirs.path().join("pods");
     let mut files = Vec::new();
@@ -237,26 +331,29 @@ fn lag(rate_mb: f64, seconds: u64, compression: Compression) -> anyhow::Result<(
         "sluice.alerts",
         "sluice.deadletter",
     ])?;
-    let kafka = kafka(&mock.bootstrap_servers(), compression);
+    let kafka = kafka(&mock.bootstrap_servers(), args);
     let index_dir: PathBuf = dirs.path().join("indexer");
-    let mut indexer = Indexer::start(&role_config(Role::Indexer, &kafka, None, &index_dir))?;
+    let mut indexer = Indexer::start(&role_config(Role::Indexer, &kafka, None, &index_dir, args))?;
     let mut processor = Processor::start(&role_config(
         Role::Processor,
         &kafka,
         None,
         &dirs.path().join("processor"),
+        args,
     ))?;
     let mut agent = Agent::start(&role_config(
         Role::Agent,
         &kafka,
         Some(&pods),
         &dirs.path().join("agent"),
+        args,
     ))?;
     // Let the groups form before the clock starts.
     std::thread::sleep(Duration::from_secs(5));
 
     const LINE_BYTES: usize = 256;
     let lines_per_sec = rate_mb * 1e6 / LINE_BYTES as f64;
+    let cpu_before = thread_cpu_secs();
     let started = Instant::now();
     let mut written = 0u64;
     let mut samples: Vec<(Duration, u64)> = Vec::new();
@@ -341,6 +438,7 @@ fn lag(rate_mb: f64, seconds: u64, compression: Compression) -> anyhow::Result<(
         }
         std::thread::sleep(SAMPLE_EVERY);
     }
+    let cpu = cpu_delta(&cpu_before, &thread_cpu_secs());
     let mut lags: Vec<f64> = Vec::new();
     for (t_written, count) in &samples {
         if let Some((t_seen, _)) = searchable.iter().find(|(_, n)| n >= count) {
@@ -357,11 +455,13 @@ fn lag(rate_mb: f64, seconds: u64, compression: Compression) -> anyhow::Result<(
     let final_count = searchable.last().map_or(0, |s| s.1);
     println!(
         "lag: line written -> searchable in the indexer's store, {:.1} MB/s ({:.0} lines/s of {LINE_BYTES} B) for {write_secs:.0} s, \
-         agent + processor + indexer on one mock broker, {}: p50 {:.2} s, p95 {:.2} s, max {:.2} s over {} samples; \
+         agent + processor + indexer on one mock broker, {}, commits every {} ms, {} writer threads per partition store: p50 {:.2} s, p95 {:.2} s, max {:.2} s over {} samples; \
          {final_count} of {written} lines searchable at the end{}",
         written as f64 * LINE_BYTES as f64 / 1e6 / write_secs,
         written as f64 / write_secs,
         compression.as_str(),
+        args.commit_ms,
+        args.writer_threads,
         pct(0.5),
         pct(0.95),
         pct(1.0),
@@ -373,6 +473,11 @@ fn lag(rate_mb: f64, seconds: u64, compression: Compression) -> anyhow::Result<(
         } else {
             " (did not keep up)"
         }
+    );
+    println!(
+        "lag CPU over {:.0} s (s per thread name): {}",
+        started.elapsed().as_secs_f64(),
+        list_cpu(&cpu)
     );
     agent.shutdown()?;
     processor.shutdown()?;
