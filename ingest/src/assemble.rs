@@ -116,6 +116,10 @@ impl Rules {
     }
 }
 
+/// Message capacity a multi-line record (not a held single line) starts with: a short
+/// Python traceback fits, longer ones double from there.
+const MULTILINE_START_BYTES: usize = 512;
+
 const PY_START: &[u8] = b"Traceback (most recent call last):";
 const PY_CHAIN: [&[u8]; 2] = [
     b"During handling of the above exception, another exception occurred:",
@@ -435,8 +439,15 @@ impl Assembler {
         match kind {
             None => out.push(into_record(line)),
             Some(kind) => {
+                // A trace grows line by line: room for a typical one up front saves the
+                // reallocations of doubling from one line's size (4 per Python traceback).
+                let room = if kind == Kind::Single {
+                    0
+                } else {
+                    MULTILINE_START_BYTES
+                };
                 state.open = Some(Open {
-                    rec: into_record(line),
+                    rec: into_record_with_room(line, room),
                     kind,
                     blanks: Vec::new(),
                     updated: now,
@@ -502,12 +513,28 @@ fn close_open(state: &mut StreamState, out: &mut Vec<Assembled>) {
 }
 
 fn into_record(line: Logical<'_>) -> Assembled {
+    into_record_with_room(line, 0)
+}
+
+/// [`into_record`] with capacity for `room` more message bytes.
+fn into_record_with_room(line: Logical<'_>, room: usize) -> Assembled {
+    let message = match line.message {
+        std::borrow::Cow::Borrowed(m) => {
+            let mut v = Vec::with_capacity(m.len() + room);
+            v.extend_from_slice(m);
+            v
+        }
+        std::borrow::Cow::Owned(mut v) => {
+            v.reserve(room);
+            v
+        }
+    };
     Assembled {
         offset: line.offset,
         end: line.end,
         time: line.time,
         stream: line.stream,
-        message: line.message.into_owned(),
+        message,
         flags: line.flags,
         lines: line.lines,
     }
