@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ingest::{IngestStats, Tailer, TailerConfig};
 
+/// The allocator the `sluice` binary ships with (see `src/main.rs`): the tailer's cost
+/// depends on it, and glibc's is not what runs in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "workload.rs"]
 mod workload;
 

@@ -124,15 +124,56 @@ pub fn write_cri_log(path: &Path, target_bytes: u64) -> std::io::Result<Written>
 /// on how busy the machine's other cores are. `None` off Linux or when no such thread runs.
 #[allow(dead_code)]
 pub fn thread_cpu(name: &str) -> Option<std::time::Duration> {
+    thread_stat(name).map(|s| s.cpu)
+}
+
+/// Scheduler figures of one thread.
+#[derive(Debug, Clone, Copy)]
+#[allow(dead_code)]
+pub struct ThreadStat {
+    /// On-CPU time.
+    pub cpu: std::time::Duration,
+    /// Times the thread blocked (futex waits, reads that slept).
+    pub voluntary_switches: u64,
+    /// Times the scheduler preempted it.
+    pub involuntary_switches: u64,
+}
+
+/// [`ThreadStat`] of this process's thread named `name`; `None` off Linux or when no such
+/// thread runs.
+#[allow(dead_code)]
+pub fn thread_stat(name: &str) -> Option<ThreadStat> {
     for task in std::fs::read_dir("/proc/self/task").ok()? {
         let dir = task.ok()?.path();
         let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
-        if comm.trim() != name {
-            continue;
+        if comm.trim() == name {
+            return task_stat(&dir);
         }
-        let stat = std::fs::read_to_string(dir.join("schedstat")).ok()?;
-        let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
-        return Some(std::time::Duration::from_nanos(ns));
     }
     None
+}
+
+/// [`ThreadStat`] of this process's main thread.
+#[allow(dead_code)]
+pub fn main_thread_stat() -> Option<ThreadStat> {
+    task_stat(&std::path::Path::new("/proc/self/task").join(std::process::id().to_string()))
+}
+
+fn task_stat(dir: &std::path::Path) -> Option<ThreadStat> {
+    let stat = std::fs::read_to_string(dir.join("schedstat")).ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    let status = std::fs::read_to_string(dir.join("status")).ok()?;
+    let field = |key: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some(ThreadStat {
+        cpu: std::time::Duration::from_nanos(ns),
+        voluntary_switches: field("voluntary_ctxt_switches:")?,
+        involuntary_switches: field("nonvoluntary_ctxt_switches:")?,
+    })
 }

@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use ingest::{IngestStats, Tailer, TailerConfig};
 
+/// The allocator the `sluice` binary ships with (see `src/main.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../benches/workload.rs"]
 mod workload;
 
@@ -31,17 +35,22 @@ fn main() -> anyhow::Result<()> {
         ..TailerConfig::default()
     };
     let (tx, rx) = crossbeam_channel::bounded(8);
+    // The main thread wrote the workload; only its CPU from here on is the consumer's.
+    let consumer_start = workload::main_thread_stat();
     let start = Instant::now();
     let handle = Tailer::try_new(&cfg)?.spawn(tx)?;
     let acker = handle.acker();
     let mut records = 0u64;
+    let mut batches = 0u64;
     while records < expected {
         let batch = rx.recv_timeout(Duration::from_secs(30))?;
         records += batch.records.len() as u64;
+        batches += 1;
         acker.ack(batch.records.iter().map(|r| &r.source));
     }
     let secs = start.elapsed().as_secs_f64();
-    let cpu = workload::thread_cpu("sluice-tailer").map(|d| d.as_secs_f64());
+    let tailer = workload::thread_stat("sluice-tailer");
+    let consumer = workload::main_thread_stat();
     let stats = handle.stats();
     println!(
         "{} records, {:.1} MiB in {secs:.2} s: {:.0} MiB/s, {:.0} records/s (bytes_read {})",
@@ -51,7 +60,17 @@ fn main() -> anyhow::Result<()> {
         records as f64 / secs,
         IngestStats::get(&stats.bytes_read)
     );
-    if let Some(cpu) = cpu {
+    if let (Some(t), Some(c), Some(c0)) = (tailer, consumer, consumer_start) {
+        println!(
+            "{batches} batches; tailer context switches {} voluntary, {} involuntary; consumer CPU {:.2} s, {} voluntary",
+            t.voluntary_switches,
+            t.involuntary_switches,
+            c.cpu.saturating_sub(c0.cpu).as_secs_f64(),
+            c.voluntary_switches - c0.voluntary_switches
+        );
+    }
+    if let Some(t) = tailer {
+        let cpu = t.cpu.as_secs_f64();
         println!(
             "tailer thread CPU {cpu:.2} s: {:.0} MiB per CPU-second",
             bytes as f64 / 1048576.0 / cpu
