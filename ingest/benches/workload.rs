@@ -137,6 +137,8 @@ pub struct ThreadStat {
     pub voluntary_switches: u64,
     /// Times the scheduler preempted it.
     pub involuntary_switches: u64,
+    /// Page faults served without I/O (first touches of fresh memory).
+    pub minor_faults: u64,
 }
 
 /// [`ThreadStat`] of this process's thread named `name`; `None` off Linux or when no such
@@ -160,8 +162,8 @@ pub fn main_thread_stat() -> Option<ThreadStat> {
 }
 
 fn task_stat(dir: &std::path::Path) -> Option<ThreadStat> {
-    let stat = std::fs::read_to_string(dir.join("schedstat")).ok()?;
-    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    let schedstat = std::fs::read_to_string(dir.join("schedstat")).ok()?;
+    let ns: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
     let status = std::fs::read_to_string(dir.join("status")).ok()?;
     let field = |key: &str| -> Option<u64> {
         status
@@ -171,9 +173,19 @@ fn task_stat(dir: &std::path::Path) -> Option<ThreadStat> {
             .parse()
             .ok()
     };
+    // `stat`: the 10th field, counted after the parenthesised command name.
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    let minor_faults = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(7)?
+        .parse()
+        .ok()?;
     Some(ThreadStat {
         cpu: std::time::Duration::from_nanos(ns),
         voluntary_switches: field("voluntary_ctxt_switches:")?,
         involuntary_switches: field("nonvoluntary_ctxt_switches:")?,
+        minor_faults,
     })
 }

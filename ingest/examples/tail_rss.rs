@@ -62,9 +62,10 @@ fn main() -> anyhow::Result<()> {
     );
     if let (Some(t), Some(c), Some(c0)) = (tailer, consumer, consumer_start) {
         println!(
-            "{batches} batches; tailer context switches {} voluntary, {} involuntary; consumer CPU {:.2} s, {} voluntary",
+            "{batches} batches; tailer: {} voluntary and {} involuntary context switches, {} minor page faults; consumer CPU {:.2} s, {} voluntary",
             t.voluntary_switches,
             t.involuntary_switches,
+            t.minor_faults,
             c.cpu.saturating_sub(c0.cpu).as_secs_f64(),
             c.voluntary_switches - c0.voluntary_switches
         );
