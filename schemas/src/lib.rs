@@ -29,7 +29,7 @@ pub use event::{
     Log, LogEvent, Node, Pattern, Pod, Service, SluiceMeta, Span, Stream, Trace, Url, User,
     UserAgent,
 };
-pub use raw::{RawRecord, RawRecordWriter, SourceRef};
+pub use raw::{RawRecord, RawRecordReader, RawRecordWriter, SourceRef};
 
 /// Version of the [`LogEvent`] JSON layout. Bump on any incompatible change; readers accept
 /// every version they know.

@@ -462,6 +462,8 @@ struct Worker {
     /// Events produced under a version header.
     event_headers: OwnedHeaders,
     payload: Vec<u8>,
+    /// Decodes raw records (shares each file's pod metadata across its records).
+    raw_reader: schemas::RawRecordReader,
 }
 
 impl Processor {
@@ -566,6 +568,7 @@ impl Processor {
             stats: stats.clone(),
             event_headers,
             payload: Vec::with_capacity(4096),
+            raw_reader: schemas::RawRecordReader::default(),
         };
         let thread = std::thread::Builder::new()
             .name("sluice-processor".into())
@@ -772,7 +775,7 @@ impl Worker {
         };
         self.stats.records_in.fetch_add(1, Ordering::Relaxed);
         let key = message.key().unwrap_or_default();
-        match decode_raw(message) {
+        match decode_raw(message, &mut self.raw_reader) {
             Ok(record) => {
                 let mut event = self.parser.parse_record(&record);
                 self.detector.process(&mut event, alerts);
@@ -1021,7 +1024,10 @@ where
 }
 
 /// Decodes a raw-topic message, checking its version header.
-fn decode_raw(message: &BorrowedMessage<'_>) -> Result<schemas::RawRecord, String> {
+fn decode_raw(
+    message: &BorrowedMessage<'_>,
+    reader: &mut schemas::RawRecordReader,
+) -> Result<schemas::RawRecord, String> {
     if let Some(headers) = message.headers() {
         for header in headers.iter() {
             if header.key == HEADER_RAW_VERSION {
@@ -1042,5 +1048,7 @@ fn decode_raw(message: &BorrowedMessage<'_>) -> Result<schemas::RawRecord, Strin
         }
     }
     let payload = message.payload().ok_or("empty message")?;
-    serde_json::from_slice(payload).map_err(|e| format!("invalid raw record JSON: {e}"))
+    reader
+        .read(payload)
+        .map_err(|e| format!("invalid raw record JSON: {e}"))
 }
