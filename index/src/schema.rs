@@ -104,7 +104,7 @@ enum Val<'a> {
     I64(i64),
     U64(u64),
     Date(chrono::DateTime<chrono::Utc>),
-    App(&'a serde_json::Map<String, serde_json::Value>),
+    App(&'a schemas::AppFields),
     Labels(&'a BTreeMap<String, String>),
 }
 
@@ -339,7 +339,7 @@ impl LogSchema {
                 }
                 Val::App(map) => {
                     if !map.is_empty() {
-                        doc.add_field_value(field, &OwnedValue::from(map.clone()));
+                        doc.add_field_value(field, &OwnedValue::from(map.to_map()));
                     }
                 }
                 Val::Labels(labels) => {

@@ -264,7 +264,7 @@ impl Parser {
             let mut c = Collector::new(limits, *problems, std::mem::take(&mut self.key_cache));
             let parsed = json::parse(trimmed, &mut c).is_ok();
             let finished = parsed.then(|| c.finish(ev, fallback));
-            self.key_cache = c.into_cache();
+            self.key_cache = c.take_cache();
             if let Some((has_message, p)) = finished {
                 *problems = p;
                 if !has_message {
@@ -291,7 +291,7 @@ impl Parser {
             // klog carries its own time; only its key/values are left to map.
             let ts = ev.timestamp;
             let finished = klog.map(|f| (f, c.finish(ev, ts).1));
-            self.key_cache = c.into_cache();
+            self.key_cache = c.take_cache();
             if let Some((f, p)) = finished {
                 *problems = p;
                 return f;
@@ -325,7 +325,7 @@ impl Parser {
             let mut c = Collector::new(limits, *problems, std::mem::take(&mut self.key_cache));
             logfmt::offer(pairs, &mut c);
             let (has_message, p) = c.finish(ev, fallback);
-            self.key_cache = c.into_cache();
+            self.key_cache = c.take_cache();
             *problems = p;
             if !has_message {
                 ev.message = trimmed.to_owned();

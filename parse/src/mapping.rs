@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use schemas::{Level, LogEvent};
+use schemas::{AppFields, Level, LogEvent};
 use serde_json::{Map, Value};
 
 use crate::duration::{self, DurUnit};
@@ -22,6 +22,9 @@ const MAX_KEY_BYTES: usize = 40;
 const MAX_METHOD_BYTES: usize = 16;
 /// Longest service name taken from a record: longer values are data, not a name.
 const MAX_SERVICE_BYTES: usize = 256;
+/// Room for `app` fields reserved at a record's first one: typical application records
+/// carry a handful, so the list rarely grows.
+const APP_FIELDS_CAPACITY: usize = 8;
 
 /// A JSON-ish value, borrowing strings from the record where it can.
 #[derive(Debug, Clone, PartialEq)]
@@ -528,11 +531,12 @@ fn key_hash(ctx: Ctx, len: usize, (head, tail): (u64, u64)) -> usize {
 #[derive(Debug)]
 pub(crate) struct Collector<'a> {
     slots: [Option<Slot<'a>>; ROLE_COUNT],
-    app: Map<String, Value>,
+    /// Fields for `app` in the order they were put; sorted once in [`Collector::finish`].
+    app: Vec<(String, Value)>,
     fields_left: usize,
     limits: Limits,
     pub(crate) problems: Problems,
-    /// Borrowed from the parser for this record; hand it back with [`Collector::into_cache`].
+    /// Borrowed from the parser for this record; hand it back with [`Collector::take_cache`].
     cache: KeyCache,
 }
 
@@ -540,7 +544,7 @@ impl<'a> Collector<'a> {
     pub(crate) fn new(limits: Limits, problems: Problems, cache: KeyCache) -> Collector<'a> {
         Collector {
             slots: std::array::from_fn(|_| None),
-            app: Map::new(),
+            app: Vec::new(),
             fields_left: limits.max_fields,
             limits,
             problems,
@@ -548,9 +552,10 @@ impl<'a> Collector<'a> {
         }
     }
 
-    /// The key cache lent to [`Collector::new`], to keep for the next record.
-    pub(crate) fn into_cache(self) -> KeyCache {
-        self.cache
+    /// The key cache lent to [`Collector::new`], to keep for the next record. Takes it
+    /// out rather than consuming the collector: moving the collector (2 KB) cost a copy.
+    pub(crate) fn take_cache(&mut self) -> KeyCache {
+        std::mem::take(&mut self.cache)
     }
 
     /// Offers one top-level `key → value` of the record. Inlined into the format parsers:
@@ -619,7 +624,10 @@ impl<'a> Collector<'a> {
             return;
         }
         self.limit(&mut v, 1);
-        self.app.insert(key, v);
+        if self.app.capacity() == 0 {
+            self.app.reserve(APP_FIELDS_CAPACITY);
+        }
+        self.app.push((key, v));
     }
 
     fn limit(&mut self, v: &mut Value, depth: usize) {
@@ -752,11 +760,8 @@ impl<'a> Collector<'a> {
             }
         }
         if !self.app.is_empty() {
-            if ev.app.is_empty() {
-                ev.app = std::mem::take(&mut self.app);
-            } else {
-                ev.app.append(&mut self.app);
-            }
+            let mut app = AppFields::from_unsorted(std::mem::take(&mut self.app));
+            ev.app.append(&mut app);
         }
         (has_message, self.problems)
     }

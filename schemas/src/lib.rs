@@ -25,9 +25,9 @@ pub use alert::{
     LABEL_ALERTNAME, LABEL_SEVERITY, alert_fingerprint,
 };
 pub use event::{
-    Client, Container, ErrorInfo, EventInfo, Http, HttpRequest, HttpResponse, Kubernetes, Level,
-    Log, LogEvent, Node, Pattern, Pod, Service, SluiceMeta, Span, Stream, Trace, Url, User,
-    UserAgent,
+    AppFields, Client, Container, ErrorInfo, EventInfo, Http, HttpRequest, HttpResponse,
+    Kubernetes, Level, Log, LogEvent, Node, Pattern, Pod, Service, SluiceMeta, Span, Stream, Trace,
+    Url, User, UserAgent,
 };
 pub use raw::{RawRecord, RawRecordReader, RawRecordWriter, SourceRef};
 
