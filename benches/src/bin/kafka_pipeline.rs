@@ -2,45 +2,56 @@
 //!
 //! 1. `throughput`: agent → broker. A generated pod-log tree is tailed by one `agent` role
 //!    and produced to the raw topic (`acks=all`, idempotent, lz4 by default); the clock stops when every
-//!    record's delivery report is in. Reports MB/s of log bytes and records/s.
+//!    record's delivery report is in. Reports MB/s of log bytes and records/s, and the CPU
+//!    seconds of each thread (`/proc/self/task/*/schedstat`): "MB per CPU-second" divides by the
+//!    agent's threads (tailer, agent, librdkafka's), not the mock broker's or the bench's.
 //! 2. `lag`: end-to-end lag at a steady rate. A writer appends CRI lines to pod logs at
 //!    `--rate-mb` MB/s for `--seconds`; one agent, one processor and one indexer run;
 //!    every 200 ms the bench records how many lines were written, and polls the searchable
 //!    count of the indexer's stores. The lag of a sample is how long after its writing the
 //!    searchable count reached it (lines are searchable in roughly written order). Reports
-//!    p50 / p95 / max lag and whether the pipeline kept up.
+//!    p50 / p95 / max lag, whether the pipeline kept up, and CPU seconds per thread name.
 //!
 //! ```text
 //! cargo run --release -p benches --bin kafka_pipeline -- [throughput|lag|all] [--mb 200]
-//!     [--rate-mb 20] [--seconds 20] [--compression lz4|zstd|none]
+//!     [--rate-mb 20] [--seconds 20] [--compression lz4|zstd|none] [--commit-ms 1000]
+//!     [--writer-threads 2]
 //! ```
-//! Measures only; asserts nothing about timings.
+//! Measures only; asserts nothing about timings. Runs with mimalloc, as the `sluice` binary.
 //!
 //! Measured 2026-12-04 on the shared 2-core machine (release build; other sessions were
-//! building, so the load average, shown by `uptime` next to each row, was 4-6):
+//! building and benchmarking, load average from `uptime` next to each figure). Before =
+//! be32d05 (serde_json on both sides of the raw topic) with this file, after = the
+//! `RawRecordWriter` / `RawRecordReader` commits; runs alternated before/after:
 //!
-//! | run | before (zstd, indexer committing every interval) | after |
+//! | run | before | after |
 //! |---|---|---|
-//! | `throughput --mb 200` | 55-63 MB/s, 154-177 k records/s (load 3) | lz4: 63-83 MB/s, 177-232 k records/s (load 3-6); `--compression zstd` in the same build: 60-63 MB/s |
-//! | `lag --rate-mb 20 --seconds 20` | 0.81 M of 1.56 M lines searchable 2 min later | 0.95 M of 1.56 M; processor kept up (all 1.56 M processed and acknowledged), indexer stalled |
-//! | `lag --rate-mb 15 --seconds 10` | – | 581 k of 586 k, p50 3.9 s; stalled with 4.8 k lines missing |
-//! | `lag --rate-mb 10 --seconds 10` | – | all 391 k, p50 1.58 s, p95 2.01 s, max 2.06 s |
-//! | `lag --rate-mb 5 --seconds 20` | all 390 k, p50 1.23 s, p95 1.45 s, max 1.64 s | all 391 k, p50 1.03 s, p95 1.29 s, max 1.44 s |
+//! | `throughput --mb 200` (339 MB, 952 k records), 3 runs, load 2.7-4.3 | 23.4 / 31.3 / 57.9 MB/s wall; 92.0 / 98.9 / 99.6 MB per CPU-second; agent thread 1.72-1.82 CPU-s | 20.6 / 68.7 / 71.2 MB/s wall; 114.7 / 124.8 / 134.8 MB per CPU-second; agent thread 1.04-1.14 CPU-s |
+//! | `lag --rate-mb 10 --seconds 15` (586 k lines), load 4.2-4.8 | all searchable, p50 1.65 s, p95 2.25 s, max 3.03 s; processor 3.87 CPU-s, agent 0.82 | all searchable, p50 4.80 s, p95 6.40 s, max 6.86 s (p50 1.64-3.37 s in two earlier runs at load 4.5); processor 3.38 CPU-s, agent 0.51 |
+//! | `lag --rate-mb 20 --seconds 20` (1.56 M lines), load 5.5-6.1 | – | did not keep up: 0.52 M searchable (0.50 M with `--writer-threads 1`); the processor fell behind first |
 //!
-//! The 100 MB/s target is not met here: with lz4 the agent thread itself is the limit
-//! (serde_json string escaping of each line, ~5 allocations per record, librdkafka's copy), and
-//! the machine gives the whole process about one core. At 15-20 MB/s the indexer (one tantivy
-//! store per events partition) falls behind; once it is a few seconds behind, the mock broker
-//! drops the oldest data of the partition (it keeps only 5 MiB, `max_size` in rdkafka_mock.c),
-//! the counts stop moving and the run stops as "stalled". A real cluster retains far longer, so
-//! there the same run would show growing lag rather than missing lines.
+//! Earlier (zstd, then lz4, indexer and consumers committing every 500 ms): `throughput`
+//! 55-63 MB/s (zstd), 63-83 MB/s (lz4), load 3-6; `lag --rate-mb 5 --seconds 20` all 391 k, p50
+//! 1.03 s, p95 1.29 s; `--rate-mb 10 --seconds 10` all 391 k, p50 1.58 s, p95 2.01 s.
+//!
+//! Neither target is met on this machine. The agent process now needs ~2.7 CPU-s per 339 MB (≈ 125 MB per CPU-second: tailer 0.33, agent thread 1.1, librdkafka's broker
+//! thread 0.9 of which a third is lz4, delivery reports 0.3), so ≥ 100 MB/s wall needs the two
+//! cores mostly to itself; under load 4 it gets about one and the wall figure follows the
+//! neighbours (the same build measured 74-135 MB/s over three runs at load 4). End to end, one
+//! line costs about 28 µs of CPU across all stages in one process (processor ~6 µs: parse,
+//! detect, LogEvent JSON; indexer thread ~6 µs: LogEvent JSON in and out; tantivy's indexing,
+//! merge and doc-store threads ~10 µs; librdkafka ~4 µs), so 20 MB/s of 256-byte lines (78 k
+//! lines/s) needs ~2.2 cores: more than this machine has even when quiet. In a deployment the
+//! three roles run on separate machines. Once a consumer is a few seconds behind, the mock
+//! broker drops the oldest data of the partition (it keeps only 5 MiB, `max_size` in
+//! rdkafka_mock.c), the counts stop moving and the run stops as "stalled"; a real cluster
+//! retains far longer, so there the same run would show growing lag rather than missing lines.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
-
-use std::collections::BTreeMap;
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
