@@ -49,8 +49,9 @@
 //!
 //! - batches: `C + 1` batches, each at most `batch_max_records` records and
 //!   `batch_max_bytes` of messages, plus `READ_BUDGET_BYTES` (256 KiB) of records being cut
-//!   into a batch. A record costs its message plus about 0.3 KiB (the `RawRecord` itself and
-//!   its own copy of the path; the pod metadata is one `Arc` per file);
+//!   into batches, plus up to 4 dropped batches on their way back to be freed on the tailer
+//!   thread ([`Records`]). A record costs its message plus about 0.3 KiB (the `RawRecord`
+//!   itself and its own copy of the path; the pod metadata is one `Arc` per file);
 //! - per open file: a read buffer of `read_chunk_bytes` while the file has unread data (freed
 //!   when idle), an over-long line's head of `max_line_bytes + 4 KiB`, and per stream (3) one
 //!   partial line of ≤ `max_line_bytes` and one multi-line record of ≤ `multiline.max_bytes`;
@@ -62,8 +63,8 @@
 //! 64 KiB per busy file; the multi-line and partial buffers only fill for records that really
 //! are that long. Measured peak RSS of whole processes reading at full speed (figures and
 //! commands in `ingest/README.md`): ~10 MiB for the `tail_rss` example (tailer plus an
-//! acknowledging consumer) and for `benches/src/bin/agent_path` (tailer, parse, NDJSON)
-//! over 1 GiB.
+//! acknowledging consumer; 13 MiB with mimalloc, the `sluice` binary's allocator) and for
+//! `benches/src/bin/agent_path` (tailer, parse, NDJSON) over 1 GiB.
 //!
 //! # Threads
 //! One tailer thread (discovery, reading, assembly, checkpoints) and, when
