@@ -140,11 +140,11 @@ fn trim_start(l: &[u8]) -> &[u8] {
 }
 
 fn java_continuation(l: &[u8]) -> bool {
-    if l.starts_with(b"Caused by: ") {
-        return true;
-    }
-    if !is_indented(l) {
-        return false;
+    // Most lines start with neither `C` nor whitespace: decided on one byte, no compare.
+    match l.first() {
+        Some(b'C') => return l.starts_with(b"Caused by: "),
+        Some(b' ' | b'\t') => {}
+        _ => return false,
     }
     let t = trim_start(l);
     (t.starts_with(b"at ") && memchr::memchr(b'(', t).is_some())
@@ -154,7 +154,16 @@ fn java_continuation(l: &[u8]) -> bool {
 }
 
 fn go_start(l: &[u8]) -> bool {
-    l.starts_with(b"panic: ") || l.starts_with(b"fatal error: ")
+    match l.first() {
+        Some(b'p') => l.starts_with(b"panic: "),
+        Some(b'f') => l.starts_with(b"fatal error: "),
+        _ => false,
+    }
+}
+
+/// `Traceback (most recent call last):`, checked on its first byte before comparing.
+fn py_start(l: &[u8]) -> bool {
+    l.first() == Some(&b'T') && l.starts_with(PY_START)
 }
 
 fn go_continuation(l: &[u8]) -> bool {
@@ -361,7 +370,7 @@ impl Assembler {
             let joins = match open.kind {
                 Kind::PyFrames => true,
                 Kind::PyDone => PY_CHAIN.iter().any(|c| msg.starts_with(c)),
-                Kind::PyChain => blank || msg.starts_with(PY_START),
+                Kind::PyChain => blank || py_start(msg),
                 Kind::Go => go_continuation(msg),
                 Kind::Single => {
                     (rules.java && java_continuation(msg))
@@ -421,7 +430,7 @@ impl Assembler {
         }
         // Start a new record with this line.
         let msg: &[u8] = &line.message;
-        let kind = if rules.python && msg.starts_with(PY_START) {
+        let kind = if rules.python && py_start(msg) {
             Some(Kind::PyFrames)
         } else if rules.go && go_start(msg) {
             Some(Kind::Go)

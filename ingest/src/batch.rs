@@ -149,6 +149,7 @@ impl Batcher {
     }
 
     /// Appends a record, starting a new batch when it would not fit the open one.
+    #[inline]
     pub(crate) fn push(&mut self, record: RawRecord) {
         let len = record.message.len();
         if !self.open.is_empty()
