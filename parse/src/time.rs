@@ -142,7 +142,14 @@ pub(crate) fn parse_iso(b: &[u8]) -> Option<(DateTime<Utc>, usize)> {
     } else {
         parse_zone(&b[i..])
     };
-    let t = Utc.from_utc_datetime(&naive) - chrono::Duration::seconds(i64::from(offset_secs));
+    let utc = Utc.from_utc_datetime(&naive);
+    // Most records are in UTC already; the checked subtraction of a zero offset showed in
+    // profiles (~1% of the parser's time on JSON records).
+    let t = if offset_secs == 0 {
+        utc
+    } else {
+        utc - chrono::Duration::seconds(i64::from(offset_secs))
+    };
     Some((t, i + used))
 }
 
