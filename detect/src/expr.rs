@@ -197,7 +197,7 @@ impl Field {
             Field::ErrorStack => s(&ev.error.stack_trace),
             Field::EventId => (!ev.event.id.is_empty()).then_some(ev.event.id.as_str()),
             Field::Dataset => s(&ev.event.dataset),
-            Field::Format => s(&ev.sluice.format),
+            Field::Format => ev.sluice.format.as_deref(),
             Field::PatternId => s(&ev.sluice.pattern.id),
             Field::PatternTemplate => s(&ev.sluice.pattern.template),
             Field::K8sLabel(k) => ev.kubernetes.labels.get(k).map(String::as_str),

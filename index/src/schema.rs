@@ -181,7 +181,9 @@ const ACCESSORS: &[(&str, Accessor)] = &[
     (fields::SLUICE_SOURCE_END_OFFSET, |e| {
         Val::U64(e.sluice.source.end_offset)
     }),
-    (fields::SLUICE_FORMAT, |e| opt(&e.sluice.format)),
+    (fields::SLUICE_FORMAT, |e| {
+        e.sluice.format.as_deref().map_or(Val::None, Val::Str)
+    }),
     (fields::SLUICE_PATTERN_ID, |e| opt(&e.sluice.pattern.id)),
     (fields::SLUICE_PATTERN_TEMPLATE, |e| {
         opt(&e.sluice.pattern.template)

@@ -210,7 +210,7 @@ impl Parser {
             }
         }
 
-        ev.sluice.format = Some(format.as_str().to_owned());
+        ev.sluice.format = Some(Cow::Borrowed(format.as_str()));
         for p in problems.iter() {
             ev.sluice.errors.push(p.code().to_owned());
             let tag = p.tag();
