@@ -2,7 +2,11 @@
 //! acknowledges every batch, and prints the throughput: the process to measure the agent
 //! input path's peak RSS with `/usr/bin/time -v`.
 //!
-//! `cargo run --release -p ingest --example tail_rss -- [MiB] [pods]`
+//! `cargo run --release -p ingest --example tail_rss -- [MiB] [pods] [read]`
+//!
+//! With `read`, the consumer also reads every record's message and path bytes, as a parsing
+//! consumer does: the tailer later frees and reuses that memory, so on two cores its cost
+//! depends on what the consumer touched (see ingest/README.md).
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +23,11 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mib: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(256);
     let pods: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(4);
+    let read = match args.next().as_deref() {
+        None => false,
+        Some("read") => true,
+        Some(other) => anyhow::bail!("unknown consumer mode {other:?}; expected `read`"),
+    };
     let dir = tempfile::tempdir()?;
     let mut expected = 0;
     let mut bytes = 0;
@@ -42,15 +51,25 @@ fn main() -> anyhow::Result<()> {
     let acker = handle.acker();
     let mut records = 0u64;
     let mut batches = 0u64;
+    let mut checksum = 0u64;
     while records < expected {
         let batch = rx.recv_timeout(Duration::from_secs(30))?;
         records += batch.records.len() as u64;
         batches += 1;
+        if read {
+            checksum = batch.records.iter().fold(checksum, |sum, r| {
+                let bytes = r.message.bytes().chain(r.source.path.bytes());
+                bytes.fold(sum, |s, b| s.wrapping_mul(31).wrapping_add(u64::from(b)))
+            });
+        }
         acker.ack(batch.records.iter().map(|r| &r.source));
     }
     let secs = start.elapsed().as_secs_f64();
     let tailer = workload::thread_stat("sluice-tailer");
     let consumer = workload::main_thread_stat();
+    if read {
+        println!("consumer read every message and path (checksum {checksum:x})");
+    }
     let stats = handle.stats();
     println!(
         "{} records, {:.1} MiB in {secs:.2} s: {:.0} MiB/s, {:.0} records/s (bytes_read {})",
