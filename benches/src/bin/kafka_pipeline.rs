@@ -15,7 +15,7 @@
 //! ```text
 //! cargo run --release -p benches --bin kafka_pipeline -- [throughput|lag|all] [--mb 200]
 //!     [--rate-mb 20] [--seconds 20] [--compression lz4|zstd|none] [--commit-ms 1000]
-//!     [--writer-threads 2]
+//!     [--writer-threads 2] [--partitions 6]
 //! ```
 //! Measures only; asserts nothing about timings. Runs with mimalloc, as the `sluice` binary.
 //!
@@ -70,7 +70,8 @@ use sluice::distributed::{
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Raw and events partitions, as a small production topic would have.
+/// Raw and events partitions unless `--partitions` says otherwise, as a small production
+/// topic would have.
 const PARTITIONS: i32 = 6;
 /// How often the lag run samples written and searchable counts.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
@@ -96,6 +97,10 @@ struct Args {
     commit_ms: u64,
     /// `[index] writer_threads` of each partition store (`--writer-threads`).
     writer_threads: usize,
+    /// Partitions of every topic (`--partitions`). The mock broker keeps only the newest
+    /// 5 MiB of each partition, so more partitions also let a consumer fall further behind
+    /// before the broker deletes what it has not fetched.
+    partitions: i32,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -107,6 +112,7 @@ fn parse_args() -> anyhow::Result<Args> {
         compression: Compression::default(),
         commit_ms: sluice::distributed::ConsumerSettings::default().commit_interval_ms,
         writer_threads: index::IndexConfig::default().writer_threads,
+        partitions: PARTITIONS,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -120,6 +126,10 @@ fn parse_args() -> anyhow::Result<Args> {
             "--seconds" => args.seconds = value("--seconds")?.parse()?,
             "--commit-ms" => args.commit_ms = value("--commit-ms")?.parse()?,
             "--writer-threads" => args.writer_threads = value("--writer-threads")?.parse()?,
+            "--partitions" => {
+                args.partitions = value("--partitions")?.parse()?;
+                anyhow::ensure!(args.partitions >= 1, "--partitions must be at least 1");
+            }
             "--compression" => {
                 args.compression = match value("--compression")?.as_str() {
                     "lz4" => Compression::Lz4,
@@ -146,10 +156,13 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cluster(topics: &[&str]) -> anyhow::Result<MockCluster<'static, DefaultProducerContext>> {
+fn cluster(
+    topics: &[&str],
+    partitions: i32,
+) -> anyhow::Result<MockCluster<'static, DefaultProducerContext>> {
     let mock = MockCluster::new(1)?;
     for t in topics {
-        mock.create_topic(t, PARTITIONS, 1)?;
+        mock.create_topic(t, partitions, 1)?;
     }
     anyhow::ensure!(
         mock.bootstrap_servers().starts_with("127.0.0.1:"),
@@ -265,7 +278,7 @@ fn throughput(args: &Args) -> anyhow::Result<()> {
         rotate_bytes: 64 * 1024 * 1024,
     })?;
     let bytes = dir_bytes(&pods)? as f64;
-    let mock = cluster(&["sluice.raw"])?;
+    let mock = cluster(&["sluice.raw"], args.partitions)?;
     let kafka = kafka(&mock.bootstrap_servers(), args);
     let config = role_config(
         Role::Agent,
@@ -292,10 +305,11 @@ fn throughput(args: &Args) -> anyhow::Result<()> {
     let in_flight_max = stats.in_flight_max.load(Relaxed);
     agent.shutdown()?;
     println!(
-        "throughput: agent -> mock broker (127.0.0.1, acks=all, idempotent, {}, {PARTITIONS} partitions): \
+        "throughput: agent -> mock broker (127.0.0.1, acks=all, idempotent, {}, {} partitions): \
          {:.0} MB in {secs:.2} s = {:.1} MB/s, {:.0} records/s ({} records); \
          {waits} backpressure waits, at most {in_flight_max} records in flight",
         compression.as_str(),
+        args.partitions,
         bytes / 1e6,
         bytes / 1e6 / secs,
         report.records as f64 / secs,
@@ -340,13 +354,16 @@ fn lag(args: &Args) -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir)?;
         files.push(std::fs::File::create(dir.join("0.log"))?);
     }
-    let mock = cluster(&[
-        "sluice.raw",
-        "sluice.events",
-        "sluice.aggregates",
-        "sluice.alerts",
-        "sluice.deadletter",
-    ])?;
+    let mock = cluster(
+        &[
+            "sluice.raw",
+            "sluice.events",
+            "sluice.aggregates",
+            "sluice.alerts",
+            "sluice.deadletter",
+        ],
+        args.partitions,
+    )?;
     let kafka = kafka(&mock.bootstrap_servers(), args);
     let index_dir: PathBuf = dirs.path().join("indexer");
     let mut indexer = Indexer::start(&role_config(Role::Indexer, &kafka, None, &index_dir, args))?;
@@ -471,10 +488,11 @@ fn lag(args: &Args) -> anyhow::Result<()> {
     let final_count = searchable.last().map_or(0, |s| s.1);
     println!(
         "lag: line written -> searchable in the indexer's store, {:.1} MB/s ({:.0} lines/s of {LINE_BYTES} B) for {write_secs:.0} s, \
-         agent + processor + indexer on one mock broker, {}, commits every {} ms, {} writer threads per partition store: p50 {:.2} s, p95 {:.2} s, max {:.2} s over {} samples; \
+         agent + processor + indexer on one mock broker, {} partitions, {}, commits every {} ms, {} writer threads per partition store: p50 {:.2} s, p95 {:.2} s, max {:.2} s over {} samples; \
          {final_count} of {written} lines searchable at the end{}",
         written as f64 * LINE_BYTES as f64 / 1e6 / write_secs,
         written as f64 / write_secs,
+        args.partitions,
         compression.as_str(),
         args.commit_ms,
         args.writer_threads,
