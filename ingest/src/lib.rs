@@ -63,7 +63,7 @@
 //! 64 KiB per busy file; the multi-line and partial buffers only fill for records that really
 //! are that long. Measured peak RSS of whole processes reading at full speed (figures and
 //! commands in `ingest/README.md`): ~10 MiB for the `tail_rss` example (tailer plus an
-//! acknowledging consumer; 13 MiB with mimalloc, the `sluice` binary's allocator) and for
+//! acknowledging consumer; 10–13.6 MiB with mimalloc, the `sluice` binary's allocator) and for
 //! `benches/src/bin/agent_path` (tailer, parse, NDJSON) over 1 GiB.
 //!
 //! # Threads

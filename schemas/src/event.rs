@@ -445,12 +445,6 @@ impl AppFields {
         self.entries.get(i).map(|(_, v)| v)
     }
 
-    /// The value of `key`, mutable.
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        let i = self.position(key).ok()?;
-        self.entries.get_mut(i).map(|(_, v)| v)
-    }
-
     /// True when `key` is present.
     pub fn contains_key(&self, key: &str) -> bool {
         self.position(key).is_ok()
