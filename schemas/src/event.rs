@@ -597,27 +597,8 @@ impl JsonSchema for AppFields {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arb::arb_value;
     use proptest::prelude::*;
-
-    fn arb_value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(Value::from),
-            "[a-z\"\\\\\u{0}-\u{1f}\u{e9}\u{1f600}]{0,8}".prop_map(Value::String),
-        ];
-        leaf.prop_recursive(2, 12, 4, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                proptest::collection::btree_map("[a-c]{0,2}", inner, 0..4)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
 
     /// Keys from a small alphabet, so inserts repeat keys and land before, between and after
     /// the ones present; upper case, `_`, `.`, non-ASCII and escapes test the sort order.
