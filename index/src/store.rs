@@ -260,9 +260,11 @@ impl Store {
         }
 
         self.json_buf.clear();
-        serde_json::to_writer(&mut self.json_buf, event).map_err(|e| IndexError::InvalidEvent {
-            event_id: event.event.id.clone(),
-            reason: format!("cannot serialize: {e}"),
+        schemas::write_event_json(event, &mut self.json_buf).map_err(|e| {
+            IndexError::InvalidEvent {
+                event_id: event.event.id.clone(),
+                reason: format!("cannot serialize: {e}"),
+            }
         })?;
         let tiebreak = schema::tiebreak(event, &self.json_buf);
         let doc = self.schema.document(event, &self.json_buf, tiebreak);

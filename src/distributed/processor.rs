@@ -787,7 +787,7 @@ impl Worker {
                     lock(&self.tracker).hold(input, bucket);
                 }
                 self.payload.clear();
-                serde_json::to_writer(&mut self.payload, &event)
+                schemas::write_event_json(&event, &mut self.payload)
                     .context("an event failed to serialize")?;
                 let topic = self.kafka.topics.events.as_str();
                 let record = BaseRecord::with_opaque_to(topic, Box::new(Output::Input(input)))

@@ -124,6 +124,8 @@ fn main() -> anyhow::Result<()> {
     let acker = tailer.acker();
 
     let mut records = 0u64;
+    // One event's NDJSON line, reused.
+    let mut json = Vec::new();
     let mut message_bytes = 0u64;
     let mut events_with_errors = 0u64;
     let mut seen_idle = false;
@@ -148,9 +150,11 @@ fn main() -> anyhow::Result<()> {
                         events_with_errors += 1;
                     }
                     if let Sink::File(w) = &mut sink {
-                        serde_json::to_writer(&mut *w, &event)
+                        json.clear();
+                        schemas::write_event_json(&event, &mut json)
                             .context("failed to serialize an event")?;
-                        w.write_all(b"\n").context("failed to write the sink")?;
+                        json.push(b'\n');
+                        w.write_all(&json).context("failed to write the sink")?;
                     }
                 }
                 if let Sink::File(w) = &mut sink {

@@ -115,7 +115,7 @@ impl Doc {
             buf.extend_from_slice(b"}}\n");
         }
         let source_start = buf.len();
-        serde_json::to_writer(&mut buf, event).map_err(ser_err)?;
+        schemas::write_event_json(event, &mut buf).map_err(ser_err)?;
         buf.push(b'\n');
         Ok(Doc {
             pos,
