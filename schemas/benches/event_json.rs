@@ -1,7 +1,8 @@
-//! Writing `LogEvent` JSON: `serde_json::to_writer` against [`schemas::write_event_json`] (the
-//! same bytes) on the index benches' realistic event mix (70% access lines with the raw line in
-//! `event.original`, 25% app lines with `app.*` fields, 5% errors with a stack trace). Reports
-//! MiB/s of JSON written (Throughput::Bytes), in wall time and in this thread's CPU time;
+//! `LogEvent` JSON: writing with `serde_json::to_writer` against [`schemas::write_event_json`]
+//! (the same bytes), reading with `serde_json::from_slice` against [`schemas::read_event_json`]
+//! (the same events), on the index benches' realistic event mix (70% access lines with the raw
+//! line in `event.original`, 25% app lines with `app.*` fields, 5% errors with a stack trace).
+//! Reports MiB/s of JSON (Throughput::Bytes), in wall time and in this thread's CPU time;
 //! never asserts timings.
 
 use std::hint::black_box;
@@ -22,58 +23,72 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// the events stay in cache.
 const BATCH_EVENTS: usize = 1000;
 
-type Write = fn(&LogEvent, &mut Vec<u8>);
-
-fn with_serde(event: &LogEvent, out: &mut Vec<u8>) {
-    serde_json::to_writer(out, event).expect("an event always serializes");
-}
-
-fn with_writer(event: &LogEvent, out: &mut Vec<u8>) {
-    schemas::write_event_json(event, out).expect("an event always serializes");
-}
-
-/// Writes every event into one reused buffer, as the store and the processor do.
-fn write_all(events: &[LogEvent], out: &mut Vec<u8>, write: Write) {
-    for event in events {
-        out.clear();
-        write(black_box(event), out);
-        black_box(out.as_slice());
-    }
-}
-
 fn bench(c: &mut Criterion) {
     let start = chrono::DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z")
         .expect("a valid time")
         .to_utc();
     let mut generator = common::Generator::new(7, start, chrono::Duration::milliseconds(1));
     let events: Vec<LogEvent> = (0..BATCH_EVENTS).map(|_| generator.next_event()).collect();
-    let bytes: usize = events
+    let jsons: Vec<Vec<u8>> = events
         .iter()
-        .map(|e| serde_json::to_vec(e).map_or(0, |v| v.len()))
-        .sum();
+        .map(|e| serde_json::to_vec(e).expect("an event always serializes"))
+        .collect();
+    let bytes = jsons.iter().map(|j| j.len() as u64).sum();
     let mut group = c.benchmark_group("event_json");
-    group.throughput(Throughput::Bytes(bytes as u64));
-    let cases: [(&str, Write); 2] = [("serde_json", with_serde), ("writer", with_writer)];
-    for (name, write) in cases {
-        let mut out = Vec::with_capacity(64 * 1024);
-        group.bench_function(name, |b| b.iter(|| write_all(&events, &mut out, write)));
-        // The same work in this thread's CPU time: on a shared machine wall time also counts
-        // the time the neighbours held the core. Falls back to wall time without the clock.
-        group.bench_function(format!("{name}/cpu_time"), |b| {
-            b.iter_custom(|iters| {
-                let wall = Instant::now();
-                let before = thread_cpu();
-                for _ in 0..iters {
-                    write_all(&events, &mut out, write);
-                }
-                match (before, thread_cpu()) {
-                    (Some(before), Some(after)) => after.saturating_sub(before),
-                    _ => wall.elapsed(),
-                }
-            })
-        });
-    }
+    group.throughput(Throughput::Bytes(bytes));
+    // Each event into one reused buffer, as the store and the processor write them.
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut write = |serde: bool| {
+        for event in &events {
+            out.clear();
+            if serde {
+                serde_json::to_writer(&mut out, black_box(event))
+            } else {
+                schemas::write_event_json(black_box(event), &mut out)
+            }
+            .expect("an event always serializes");
+            black_box(out.as_slice());
+        }
+    };
+    bench_both(&mut group, "write/serde_json", || write(true));
+    bench_both(&mut group, "write/writer", || write(false));
+    let read = |serde: bool| {
+        for json in &jsons {
+            let event = if serde {
+                serde_json::from_slice::<LogEvent>(black_box(json))
+            } else {
+                schemas::read_event_json(black_box(json))
+            };
+            black_box(event.expect("what serde wrote reads back"));
+        }
+    };
+    bench_both(&mut group, "read/serde_json", || read(true));
+    bench_both(&mut group, "read/reader", || read(false));
     group.finish();
+}
+
+/// Benches `batch` in wall time and, as `<name>/cpu_time`, in this thread's CPU time: on a
+/// shared machine wall time also counts the time the neighbours held the core. Falls back to
+/// wall time without the clock.
+fn bench_both(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    mut batch: impl FnMut(),
+) {
+    group.bench_function(name, |b| b.iter(&mut batch));
+    group.bench_function(format!("{name}/cpu_time"), |b| {
+        b.iter_custom(|iters| {
+            let wall = Instant::now();
+            let before = thread_cpu();
+            for _ in 0..iters {
+                batch();
+            }
+            match (before, thread_cpu()) {
+                (Some(before), Some(after)) => after.saturating_sub(before),
+                _ => wall.elapsed(),
+            }
+        })
+    });
 }
 
 /// CPU time of this thread, from `CLOCK_THREAD_CPUTIME_ID` (`getrusage` and

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
+use proptest::sample::Index;
 use serde_json::Value;
 
 use crate::{AppFields, Kubernetes, Level, LogEvent, SourceRef, Stream};
@@ -162,4 +163,37 @@ pub(crate) fn arb_event() -> impl Strategy<Value = LogEvent> {
         (ev.sluice.redacted, ev.sluice.errors) = (redacted, errors);
         ev
     })
+}
+
+/// Damage to a JSON document, for readers that must fail exactly as serde does: a few bytes
+/// overwritten (often with JSON's own punctuation, digits and escapes) and maybe a cut.
+#[derive(Debug, Clone)]
+pub(crate) struct Damage {
+    edits: Vec<(Index, u8)>,
+    cut: Option<Index>,
+}
+
+impl Damage {
+    /// Applies the damage to `json` (not empty).
+    pub(crate) fn apply(&self, json: &mut Vec<u8>) {
+        for (at, byte) in &self.edits {
+            let i = at.index(json.len());
+            json[i] = *byte;
+        }
+        if let Some(cut) = &self.cut {
+            json.truncate(cut.index(json.len() + 1));
+        }
+    }
+}
+
+pub(crate) fn arb_damage() -> impl Strategy<Value = Damage> {
+    let byte = prop_oneof![
+        any::<u8>(),
+        proptest::sample::select(b"\"\\{}[],:0123456789.eE+-uZTtn /".to_vec()),
+    ];
+    (
+        proptest::collection::vec((any::<Index>(), byte), 0..4),
+        proptest::option::of(any::<Index>()),
+    )
+        .prop_map(|(edits, cut)| Damage { edits, cut })
 }

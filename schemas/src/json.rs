@@ -41,6 +41,18 @@ impl Cursor<'_> {
         Some(n)
     }
 
+    /// A JSON integer that fits an `i64`, as serde reads one into an `i64`; `-0`, which serde
+    /// reads as a float (and refuses), is left to serde.
+    pub(crate) fn signed(&mut self) -> Option<i64> {
+        if self.eat(b"-").is_none() {
+            return i64::try_from(self.number()?).ok();
+        }
+        match self.number()? {
+            0 => None,
+            magnitude => 0i64.checked_sub_unsigned(magnitude),
+        }
+    }
+
     /// A JSON string, unescaped. Surrogate escapes, raw control characters and invalid
     /// UTF-8 are left to serde.
     pub(crate) fn string(&mut self) -> Option<String> {

@@ -1,7 +1,8 @@
 //! Sluice's shared data: the types every stage passes to the next, and their versions.
 //!
 //! - [`LogEvent`]: a parsed log record with Elastic Common Schema 8.x field names;
-//!   [`write_event_json`] writes its JSON (serde_json's exact bytes) without serde.
+//!   [`write_event_json`] writes its JSON (serde_json's exact bytes) and [`read_event_json`]
+//!   reads it (serde_json's exact results) without serde.
 //! - [`RawRecord`]: what the agent ships (Kafka raw topic, or in-process in embedded mode).
 //! - [`Alert`]: an alert, shaped like Alertmanager's v2 API.
 //!
@@ -34,7 +35,7 @@ pub use event::{
     Kubernetes, Level, Log, LogEvent, Node, Pattern, Pod, Service, SluiceMeta, Span, Stream, Trace,
     Url, User, UserAgent,
 };
-pub use event_json::write_event_json;
+pub use event_json::{read_event_json, write_event_json};
 pub use raw::{RawRecord, RawRecordReader, RawRecordWriter, SourceRef};
 
 /// Version of the [`LogEvent`] JSON layout. Bump on any incompatible change; readers accept

@@ -466,10 +466,7 @@ impl Worker {
         let ps = stores.store_for(message.partition())?;
         ps.next_offset = Some(message.offset() + 1);
         ps.uncommitted = true;
-        let event = match message
-            .payload()
-            .map(serde_json::from_slice::<schemas::LogEvent>)
-        {
+        let event = match message.payload().map(schemas::read_event_json) {
             Some(Ok(event)) => event,
             Some(Err(err)) => {
                 self.invalid(message, &err.to_string());
