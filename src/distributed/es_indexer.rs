@@ -8,6 +8,7 @@
 //! partition back to it, so the event is sent again. No store state moves between indexers, so
 //! rebalances need no hand-over: offsets of partitions no longer assigned are not committed.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,6 +68,44 @@ pub(super) fn start(config: &SluiceConfig) -> anyhow::Result<Indexer> {
     Ok(Indexer::from_parts(thread, stop, crash, stats))
 }
 
+/// What the indexer needs of an events-topic message, decoded without building the event:
+/// `@timestamp` (required, as in [`schemas::LogEvent`]: without a valid time it is not an event)
+/// and `event.id` (the `_id`). Every other field is skipped here and checked by Elasticsearch's
+/// mapping, which dead-letters what it rejects.
+#[derive(serde::Deserialize)]
+struct EventHead<'a> {
+    #[serde(rename = "@timestamp")]
+    _timestamp: chrono::DateTime<chrono::Utc>,
+    #[serde(default, borrow)]
+    event: EventIdHead<'a>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct EventIdHead<'a> {
+    #[serde(default, borrow)]
+    id: Cow<'a, str>,
+}
+
+/// An events-topic message, ready for the bulk batch.
+enum Decoded<'a> {
+    /// Compact JSON, as the processor writes it: sent as it is, with this `_id`.
+    Json(Cow<'a, str>),
+    /// JSON spread over several lines, which `_bulk` framing cannot carry: decoded and
+    /// serialized again.
+    Event(Box<schemas::LogEvent>),
+    /// Not an event.
+    Invalid,
+}
+
+fn decode(payload: &[u8]) -> Decoded<'_> {
+    match serde_json::from_slice::<EventHead<'_>>(payload) {
+        Err(_) => Decoded::Invalid,
+        Ok(head) if !payload.contains(&b'\n') => Decoded::Json(head.event.id),
+        Ok(_) => serde_json::from_slice::<schemas::LogEvent>(payload)
+            .map_or(Decoded::Invalid, |event| Decoded::Event(Box::new(event))),
+    }
+}
+
 struct Worker {
     topic: String,
     consumer: BaseConsumer,
@@ -107,17 +146,21 @@ impl Worker {
                 Some(Ok(message)) => {
                     self.stats.records_in.fetch_add(1, Ordering::Relaxed);
                     let token = (message.partition(), message.offset());
-                    match message
-                        .payload()
-                        .map(serde_json::from_slice::<schemas::LogEvent>)
-                    {
-                        Some(Ok(event)) => {
+                    let payload = message.payload().unwrap_or_default();
+                    match decode(payload) {
+                        Decoded::Json(id) => {
+                            full = self
+                                .batcher
+                                .push_json(&id, payload, token)
+                                .context("an event could not be added to the bulk request")?;
+                        }
+                        Decoded::Event(event) => {
                             full = self
                                 .batcher
                                 .push(&event, token)
                                 .context("an event failed to serialize")?;
                         }
-                        _ => {
+                        Decoded::Invalid => {
                             let n = self.stats.invalid_events.fetch_add(1, Ordering::Relaxed);
                             if n.is_power_of_two() {
                                 tracing::error!(
@@ -217,6 +260,36 @@ impl Worker {
             self.stats
                 .offset_commit_failures
                 .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_events_pass_through_and_others_are_decoded_or_refused() -> anyhow::Result<()> {
+        let mut event = schemas::LogEvent::new(chrono::Utc::now(), "line \"one\"\nline two");
+        event.event.id = "id-\"7\"".into();
+        let compact = serde_json::to_vec(&event)?;
+        assert!(matches!(decode(&compact), Decoded::Json(id) if id == event.event.id));
+        let pretty = serde_json::to_vec_pretty(&event)?;
+        assert!(matches!(decode(&pretty), Decoded::Event(e) if *e == event));
+        for invalid in [
+            &b""[..],
+            b"not json",
+            b"[1,2]",
+            br#"{"message":"no time"}"#,
+            br#"{"@timestamp":"yesterday","message":"x"}"#,
+            br#"{"@timestamp":"2026-12-05T00:00:00Z","event":{"id":7}}"#,
+        ] {
+            assert!(
+                matches!(decode(invalid), Decoded::Invalid),
+                "{}",
+                String::from_utf8_lossy(invalid)
+            );
         }
         Ok(())
     }

@@ -62,8 +62,13 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use sluice::config::{Role, SluiceConfig};
 use sluice::distributed::{
-    Agent, Compression, DistributedSearcher, Indexer, KafkaConfig, Processor,
+    Agent, Compression, DistributedSearcher, Indexer, IndexerSink, KafkaConfig, Processor,
 };
+
+/// The mock Elasticsearch of the index crate's integration tests (`--sink elasticsearch`).
+#[allow(dead_code)]
+#[path = "../../../index/tests/es_it/mock.rs"]
+mod mock;
 
 /// The same global allocator as the `sluice` binary, so the roles measure what ships
 /// (librdkafka's own allocations stay on the C allocator either way).
@@ -101,6 +106,30 @@ struct Args {
     /// 5 MiB of each partition, so more partitions also let a consumer fall further behind
     /// before the broker deletes what it has not fetched.
     partitions: i32,
+    /// Where the indexer writes (`--sink`): its partition stores, or Elasticsearch (the mock
+    /// from the index crate's integration tests, in this process).
+    sink: Sink,
+}
+
+/// The indexer's sink in the lag run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    /// The embedded tantivy store per events partition: indexing runs on the same two cores.
+    Tantivy,
+    /// `kafka.indexer_sink = "elasticsearch"` against the mock `_bulk` API on 127.0.0.1. In a
+    /// deployment Elasticsearch runs on its own nodes; here its indexing is not done at all,
+    /// only the protocol (every bulk line parsed, every `_id` checked and kept), so the figure
+    /// is the pipeline's lag up to Elasticsearch's acknowledgement, before its refresh interval.
+    Elasticsearch,
+}
+
+impl Sink {
+    fn as_str(self) -> &'static str {
+        match self {
+            Sink::Tantivy => "tantivy partition stores",
+            Sink::Elasticsearch => "Elasticsearch bulk API (mock on 127.0.0.1)",
+        }
+    }
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -113,6 +142,7 @@ fn parse_args() -> anyhow::Result<Args> {
         commit_ms: sluice::distributed::ConsumerSettings::default().commit_interval_ms,
         writer_threads: index::IndexConfig::default().writer_threads,
         partitions: PARTITIONS,
+        sink: Sink::Tantivy,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -129,6 +159,13 @@ fn parse_args() -> anyhow::Result<Args> {
             "--partitions" => {
                 args.partitions = value("--partitions")?.parse()?;
                 anyhow::ensure!(args.partitions >= 1, "--partitions must be at least 1");
+            }
+            "--sink" => {
+                args.sink = match value("--sink")?.as_str() {
+                    "tantivy" => Sink::Tantivy,
+                    "elasticsearch" | "es" => Sink::Elasticsearch,
+                    other => anyhow::bail!("unknown sink {other:?} (tantivy or elasticsearch)"),
+                }
             }
             "--compression" => {
                 args.compression = match value("--compression")?.as_str() {
@@ -366,7 +403,39 @@ fn lag(args: &Args) -> anyhow::Result<()> {
     )?;
     let kafka = kafka(&mock.bootstrap_servers(), args);
     let index_dir: PathBuf = dirs.path().join("indexer");
-    let mut indexer = Indexer::start(&role_config(Role::Indexer, &kafka, None, &index_dir, args))?;
+    let mut indexer_config = role_config(Role::Indexer, &kafka, None, &index_dir, args);
+    // The mock Elasticsearch, on a runtime of its own (one thread, named so its CPU is listed
+    // apart from the pipeline's).
+    let es = match args.sink {
+        Sink::Tantivy => None,
+        Sink::Elasticsearch => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("mock-es")
+                .enable_all()
+                .build()?;
+            let es = rt.block_on(mock::MockEs::start())?;
+            es.set_faults(mock::Faults {
+                lean: true,
+                ..mock::Faults::default()
+            });
+            indexer_config.kafka.indexer_sink = IndexerSink::Elasticsearch;
+            indexer_config.elasticsearch.urls = vec![format!("http://{}", es.addr)];
+            indexer_config.elasticsearch.dead_letter_dir = dirs.path().join("es-dead-letter");
+            rt.block_on(index::elasticsearch::setup(&indexer_config.elasticsearch))?;
+            Some((rt, es))
+        }
+    };
+    // Events the sink holds: searchable in the stores, or acknowledged by Elasticsearch.
+    let sink_count = || -> u64 {
+        match &es {
+            Some((_, es)) => es.created(),
+            None => DistributedSearcher::open(&index_dir, 90)
+                .and_then(|s| s.count(&index::SearchRequest::default()))
+                .unwrap_or(0),
+        }
+    };
+    let mut indexer = Indexer::start(&indexer_config)?;
     let mut processor = Processor::start(&role_config(
         Role::Processor,
         &kafka,
@@ -409,11 +478,7 @@ fn lag(args: &Args) -> anyhow::Result<()> {
         }
         if last_sample.elapsed() >= SAMPLE_EVERY {
             samples.push((started.elapsed(), written));
-            if let Ok(s) = DistributedSearcher::open(&index_dir, 90)
-                && let Ok(n) = s.count(&index::SearchRequest::default())
-            {
-                searchable.push((started.elapsed(), n));
-            }
+            searchable.push((started.elapsed(), sink_count()));
             last_sample = Instant::now();
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -462,9 +527,7 @@ fn lag(args: &Args) -> anyhow::Result<()> {
             );
             last_progress = Instant::now();
         }
-        let n = DistributedSearcher::open(&index_dir, 90)
-            .and_then(|s| s.count(&index::SearchRequest::default()))
-            .unwrap_or(0);
+        let n = sink_count();
         searchable.push((started.elapsed(), n));
         if n >= written || stalled || Instant::now() >= drain_deadline {
             break;
@@ -487,9 +550,15 @@ fn lag(args: &Args) -> anyhow::Result<()> {
     };
     let final_count = searchable.last().map_or(0, |s| s.1);
     println!(
-        "lag: line written -> searchable in the indexer's store, {:.1} MB/s ({:.0} lines/s of {LINE_BYTES} B) for {write_secs:.0} s, \
+        "lag: line written -> {} in the sink ({}), {:.1} MB/s ({:.0} lines/s of {LINE_BYTES} B) for {write_secs:.0} s, \
          agent + processor + indexer on one mock broker, {} partitions, {}, commits every {} ms, {} writer threads per partition store: p50 {:.2} s, p95 {:.2} s, max {:.2} s over {} samples; \
-         {final_count} of {written} lines searchable at the end{}",
+         {final_count} of {written} lines {} at the end{}",
+        if es.is_some() {
+            "acknowledged"
+        } else {
+            "searchable"
+        },
+        args.sink.as_str(),
         written as f64 * LINE_BYTES as f64 / 1e6 / write_secs,
         written as f64 / write_secs,
         args.partitions,
@@ -500,6 +569,11 @@ fn lag(args: &Args) -> anyhow::Result<()> {
         pct(0.95),
         pct(1.0),
         lags.len(),
+        if es.is_some() {
+            "acknowledged"
+        } else {
+            "searchable"
+        },
         if final_count >= written {
             ""
         } else if stalled {

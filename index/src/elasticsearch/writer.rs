@@ -100,20 +100,12 @@ pub(crate) struct Doc {
 
 impl Doc {
     fn prepare(pos: usize, event: &LogEvent) -> Result<Doc, EsError> {
-        let mut buf = Vec::with_capacity(TYPICAL_DOC_BYTES);
         let id = event.event.id.clone();
         let ser_err = |e: serde_json::Error| EsError::Serialize {
             event_id: id.clone(),
             reason: e.to_string(),
         };
-        if id.is_empty() {
-            // ES assigns an _id; counted by the caller, as replays of it will duplicate.
-            buf.extend_from_slice(b"{\"create\":{}}\n");
-        } else {
-            buf.extend_from_slice(b"{\"create\":{\"_id\":");
-            serde_json::to_writer(&mut buf, &id).map_err(ser_err)?;
-            buf.extend_from_slice(b"}}\n");
-        }
+        let mut buf = action_line(&id, TYPICAL_DOC_BYTES).map_err(ser_err)?;
         let source_start = buf.len();
         schemas::write_event_json(event, &mut buf).map_err(ser_err)?;
         buf.push(b'\n');
@@ -125,10 +117,48 @@ impl Doc {
         })
     }
 
+    /// A document whose source is already serialized: `source` is copied as it is.
+    fn prepare_json(pos: usize, id: &str, source: &[u8]) -> Result<Doc, EsError> {
+        let ser_err = |reason: String| EsError::Serialize {
+            event_id: id.to_owned(),
+            reason,
+        };
+        // `_bulk` is newline-delimited: a source spanning lines would be read as the next
+        // action. Compact JSON escapes every newline inside strings.
+        if memchr::memchr(b'\n', source).is_some() {
+            return Err(ser_err("the source JSON spans several lines".into()));
+        }
+        let mut buf = action_line(id, source.len() + 64).map_err(|e| ser_err(e.to_string()))?;
+        let source_start = buf.len();
+        buf.extend_from_slice(source);
+        buf.push(b'\n');
+        Ok(Doc {
+            pos,
+            id: id.to_owned(),
+            lines: Bytes::from(buf),
+            source_start,
+        })
+    }
+
     fn source(&self) -> &[u8] {
         // Without the trailing newline.
         &self.lines[self.source_start..self.lines.len() - 1]
     }
+}
+
+/// The `create` action line for `id` (none when empty: ES assigns one) in a buffer with room
+/// for `capacity` bytes.
+fn action_line(id: &str, capacity: usize) -> serde_json::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(capacity);
+    if id.is_empty() {
+        // ES assigns an _id; counted by the caller, as replays of it will duplicate.
+        buf.extend_from_slice(b"{\"create\":{}}\n");
+    } else {
+        buf.extend_from_slice(b"{\"create\":{\"_id\":");
+        serde_json::to_writer(&mut buf, id)?;
+        buf.extend_from_slice(b"}}\n");
+    }
+    Ok(buf)
 }
 
 /// Writes [`LogEvent`]s to the data stream `logs-sluice-<namespace>`.
@@ -625,28 +655,61 @@ impl Inner {
 }
 
 /// `(status, error)` of each item of a bulk response, in request order.
+///
+/// Decoded into typed items rather than a `Value` tree: with thousands of items per response
+/// the tree was most of the indexer's own CPU in the distributed benchmark.
 fn parse_items(body: &[u8]) -> Result<Vec<(u16, Value)>, String> {
-    let resp: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let items = resp
-        .get("items")
-        .and_then(Value::as_array)
-        .ok_or("no items array")?;
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        // Each item is `{"<action>": {"status": ..., "error": {...}}}`.
-        let result = item
-            .as_object()
-            .and_then(|o| o.values().next())
-            .ok_or("an item is not an object")?;
-        let status = result
-            .get("status")
-            .and_then(Value::as_u64)
-            .and_then(|s| u16::try_from(s).ok())
-            .ok_or("an item has no status")?;
-        let error = result.get("error").cloned().unwrap_or(Value::Null);
-        out.push((status, error));
+    #[derive(serde::Deserialize)]
+    struct Response {
+        items: Vec<Item>,
     }
-    Ok(out)
+    let resp: Response = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    Ok(resp
+        .items
+        .into_iter()
+        .map(|item| (item.status, item.error))
+        .collect())
+}
+
+/// One item of a bulk response: `{"<action>": {"status": ..., "error": {...}}}`, the action
+/// (`create`, `index`, ...) ignored.
+struct Item {
+    status: u16,
+    error: Value,
+}
+
+impl<'de> serde::Deserialize<'de> for Item {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Item, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Result_ {
+            status: u16,
+            #[serde(default)]
+            error: Value,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Item;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a bulk item: an object with one action")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
+                let Some((serde::de::IgnoredAny, result)) =
+                    map.next_entry::<serde::de::IgnoredAny, Result_>()?
+                else {
+                    return Err(serde::de::Error::custom("a bulk item has no action"));
+                };
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Item {
+                    status: result.status,
+                    error: result.error,
+                })
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 /// The `error` object of a failed whole-request response, or its text.
@@ -715,14 +778,31 @@ impl<T> EsBatcher<T> {
     /// [`EsError::Serialize`] if the event cannot be serialized (a bug).
     pub fn push(&mut self, event: &LogEvent, token: T) -> Result<bool, EsError> {
         let doc = Doc::prepare(self.docs.len(), event)?;
+        Ok(self.add(doc, token))
+    }
+
+    /// Adds one event already serialized as compact JSON (`source`, e.g. an events-topic
+    /// message) with its `event.id`, without decoding it: Elasticsearch validates it against
+    /// the mapping, and a document it rejects is dead-lettered as from [`EsBatcher::push`].
+    /// Returns true when the batch should be flushed now.
+    ///
+    /// # Errors
+    /// [`EsError::Serialize`] when `source` contains a newline (it would break the `_bulk`
+    /// framing); decode and [`EsBatcher::push`] such an event instead.
+    pub fn push_json(&mut self, id: &str, source: &[u8], token: T) -> Result<bool, EsError> {
+        let doc = Doc::prepare_json(self.docs.len(), id, source)?;
+        Ok(self.add(doc, token))
+    }
+
+    fn add(&mut self, doc: Doc, token: T) -> bool {
         self.bytes += doc.lines.len();
         self.docs.push(doc);
         self.tokens.push(token);
         if self.opened_at.is_none() {
             self.opened_at = Some(tokio::time::Instant::now());
         }
-        Ok(self.bytes >= self.writer.inner.batch_max_bytes
-            || self.docs.len() >= self.writer.inner.batch_max_docs)
+        self.bytes >= self.writer.inner.batch_max_bytes
+            || self.docs.len() >= self.writer.inner.batch_max_docs
     }
 
     /// When the open batch must be flushed (`batch_interval_ms` after its first event), or
@@ -783,6 +863,25 @@ mod tests {
     }
 
     #[test]
+    fn serialized_source_gives_the_same_lines_as_the_event() -> TestResult {
+        let mut ev = LogEvent::new(chrono::Utc::now(), "multi\nline \"quoted\"");
+        ev.event.id = schemas::event_id(9, 1);
+        let from_event = Doc::prepare(0, &ev)?;
+        let json = serde_json::to_vec(&ev)?;
+        let from_json = Doc::prepare_json(0, &ev.event.id, &json)?;
+        assert_eq!(from_json.lines, from_event.lines);
+        assert_eq!(from_json.source(), json.as_slice());
+        assert_eq!(from_json.id, ev.event.id);
+        // Pretty-printed JSON would split the `_bulk` framing: refused, not sent.
+        let pretty = serde_json::to_vec_pretty(&ev)?;
+        assert!(matches!(
+            Doc::prepare_json(0, &ev.event.id, &pretty),
+            Err(EsError::Serialize { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
     fn event_without_id_gets_no_id_in_the_action() -> TestResult {
         let ev = LogEvent::new(chrono::Utc::now(), "x");
         let doc = Doc::prepare(0, &ev)?;
@@ -804,6 +903,10 @@ mod tests {
         assert_eq!(items[2].1["type"], "mapper_parsing_exception");
         assert!(parse_items(b"{\"took\":1}").is_err());
         assert!(parse_items(b"not json").is_err());
+        assert!(parse_items(br#"{"items":[{}]}"#).is_err());
+        assert!(parse_items(br#"{"items":[{"create":{"error":{}}}]}"#).is_err());
+        assert!(parse_items(br#"{"items":[{"create":{"status":99999}}]}"#).is_err());
+        assert!(parse_items(br#"{"items":[7]}"#).is_err());
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -35,6 +35,11 @@ pub struct Faults {
     pub required_api_key: Option<String>,
     /// Keep only the `_id`s, not the documents: for benchmarks that store millions.
     pub ids_only: bool,
+    /// Check each source only for JSON syntax, not against the mapping, and keep only its
+    /// `_id`: for benchmarks where the mock shares the CPUs with the pipeline it stands for.
+    /// Parsing every document into a value tree cost ~10 µs per event there, more than all of
+    /// the pipeline's own stages.
+    pub lean: bool,
 }
 
 #[derive(Debug, Default)]
@@ -468,12 +473,14 @@ fn item_error(kind: &str, reason: &str, index: &str) -> Value {
 async fn bulk(
     State(shared): State<Arc<Shared>>,
     Path(target): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     if let Err(resp) = check_auth(&shared, &headers) {
         return *resp;
     }
+    let filter = FilterPath::parse(params.get("filter_path").map(String::as_str));
     let n = shared.bulk_requests.fetch_add(1, Ordering::Relaxed) + 1;
     shared
         .max_bulk_body_bytes
@@ -519,7 +526,8 @@ async fn bulk(
         );
     }
     let mut lines = body.split(|b| *b == b'\n').filter(|l| !l.is_empty());
-    let mut items = Vec::new();
+    // The `items` array's elements, comma-separated, written as they are decided.
+    let mut items: Vec<u8> = Vec::new();
     let mut errors = false;
     let mut cluster = lock(&shared.cluster);
     let backing = format!(".ds-{target}-2026.12.04-000001");
@@ -559,34 +567,30 @@ async fn bulk(
         if op == "index" {
             shared.index_ops.fetch_add(1, Ordering::Relaxed);
         }
+        let reject = |items: &mut Vec<u8>, status: u16, kind: &str, reason: &str, index: &str| {
+            let error = item_error(kind, reason, index);
+            push_item(items, &filter, &item(&op, index, &id, status, error));
+        };
         if fires(item_n, faults.item_429_every, 3) {
             errors = true;
-            items.push(item(
-                &op,
-                &backing,
-                &id,
+            reject(
+                &mut items,
                 429,
-                item_error(
-                    "es_rejected_execution_exception",
-                    "rejected execution of primary operation [coordinating_and_primary_bytes=1, replica_bytes=0]",
-                    &backing,
-                ),
-            ));
+                "es_rejected_execution_exception",
+                "rejected execution of primary operation [coordinating_and_primary_bytes=1, replica_bytes=0]",
+                &backing,
+            );
             continue;
         }
         if op != "create" {
             errors = true;
-            items.push(item(
-                &op,
-                &backing,
-                &id,
+            reject(
+                &mut items,
                 400,
-                item_error(
-                    "illegal_argument_exception",
-                    "only write ops with an op_type of create are allowed in data streams",
-                    &backing,
-                ),
-            ));
+                "illegal_argument_exception",
+                "only write ops with an op_type of create are allowed in data streams",
+                &backing,
+            );
             continue;
         }
         if !cluster.data_streams.contains_key(&target) {
@@ -596,43 +600,40 @@ async fn bulk(
                     .insert(target.clone(), DataStream::default());
             } else {
                 errors = true;
-                items.push(item(
-                    &op,
-                    &target,
-                    &id,
+                reject(
+                    &mut items,
                     404,
-                    item_error(
-                        "index_not_found_exception",
-                        &format!("no such index [{target}]"),
-                        &target,
-                    ),
-                ));
+                    "index_not_found_exception",
+                    &format!("no such index [{target}]"),
+                    &target,
+                );
                 continue;
             }
         }
-        let doc: Value = match serde_json::from_slice(source_line) {
+        let parsed = if faults.lean {
+            serde_json::from_slice::<serde::de::IgnoredAny>(source_line).map(|_| Value::Null)
+        } else {
+            serde_json::from_slice(source_line)
+        };
+        let doc: Value = match parsed {
             Ok(v) => v,
             Err(e) => {
                 errors = true;
-                items.push(item(
-                    &op,
-                    &backing,
-                    &id,
+                reject(
+                    &mut items,
                     400,
-                    item_error("document_parsing_exception", &e.to_string(), &backing),
-                ));
+                    "document_parsing_exception",
+                    &e.to_string(),
+                    &backing,
+                );
                 continue;
             }
         };
-        if let Err((kind, reason)) = validate_doc(&id, &doc) {
+        if !faults.lean
+            && let Err((kind, reason)) = validate_doc(&id, &doc)
+        {
             errors = true;
-            items.push(item(
-                &op,
-                &backing,
-                &id,
-                400,
-                item_error(kind, &reason, &backing),
-            ));
+            reject(&mut items, 400, kind, &reason, &backing);
             continue;
         }
         let seq_no = cluster.seq_no;
@@ -642,47 +643,211 @@ async fn bulk(
             .expect("created above when missing");
         if ds.docs.contains_key(&id) {
             errors = true;
-            items.push(item(
-                &op,
-                &backing,
-                &id,
+            reject(
+                &mut items,
                 409,
-                item_error(
-                    "version_conflict_engine_exception",
-                    &format!(
-                        "[{id}]: version conflict, document already exists (current version [1])"
-                    ),
-                    &backing,
-                ),
-            ));
+                "version_conflict_engine_exception",
+                &format!("[{id}]: version conflict, document already exists (current version [1])"),
+                &backing,
+            );
             continue;
         }
-        let doc = if faults.ids_only { Value::Null } else { doc };
+        let doc = if faults.ids_only || faults.lean {
+            Value::Null
+        } else {
+            doc
+        };
         ds.docs.insert(id.clone(), doc);
         shared.created.fetch_add(1, Ordering::Relaxed);
-        items.push(item(
-            &op,
-            &backing,
-            &id,
+        push_created(&mut items, &filter, &op, &backing, &id, seq_no);
+    }
+    drop(cluster);
+    // Written by hand rather than as one `Value`: building a value tree per item cost more
+    // than the pipeline stages a benchmark measures beside this mock.
+    let mut top = Vec::new();
+    if filter.keeps(&["errors"]) {
+        top.push(format!("\"errors\":{errors}"));
+    }
+    if filter.keeps(&["items"]) {
+        top.push(format!("\"items\":[{}]", String::from_utf8_lossy(&items)));
+    }
+    if filter.keeps(&["took"]) {
+        top.push("\"took\":1".to_owned());
+    }
+    let body = format!("{{{}}}", top.join(","));
+    let mut resp = (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        "x-elastic-product",
+        HeaderValue::from_static("Elasticsearch"),
+    );
+    resp
+}
+
+/// The `filter_path` query parameter (ES "response filtering"): comma-separated dotted paths,
+/// `*` matching any one key; only the matching parts of the response are returned. Arrays are
+/// transparent, as in ES: `items.*.status` applies to every element of `items`.
+#[derive(Debug, Default)]
+struct FilterPath(Option<Vec<Vec<String>>>);
+
+impl FilterPath {
+    fn parse(param: Option<&str>) -> FilterPath {
+        FilterPath(param.map(|p| {
+            p.split(',')
+                .filter(|path| !path.is_empty())
+                .map(|path| path.split('.').map(str::to_owned).collect())
+                .collect()
+        }))
+    }
+
+    /// True when the value at `path` (keys from the response root) is returned: a pattern
+    /// matches all of `path`, or a prefix of it (then the whole subtree is kept), or `path` is
+    /// a prefix of a pattern (then the value is filtered further).
+    fn keeps(&self, path: &[&str]) -> bool {
+        let Some(patterns) = &self.0 else {
+            return true;
+        };
+        patterns.iter().any(|pattern| {
+            pattern
+                .iter()
+                .zip(path)
+                .all(|(want, key)| want == "*" || want == key)
+        })
+    }
+
+    /// `value` found at `path`, with what the filter drops removed (`None` when nothing is left).
+    fn apply(&self, path: &mut Vec<String>, value: &Value) -> Option<Value> {
+        let Some(patterns) = &self.0 else {
+            return Some(value.clone());
+        };
+        let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+        if patterns
+            .iter()
+            .any(|p| p.len() <= keys.len() && p.iter().zip(&keys).all(|(w, k)| w == "*" || w == k))
+        {
+            return Some(value.clone());
+        }
+        let Value::Object(map) = value else {
+            return None;
+        };
+        let mut kept = serde_json::Map::new();
+        for (key, inner) in map {
+            path.push(key.clone());
+            let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+            if self.keeps(&keys)
+                && let Some(inner) = self.apply(path, inner)
+            {
+                kept.insert(key.clone(), inner);
+            }
+            path.pop();
+        }
+        (!kept.is_empty()).then_some(Value::Object(kept))
+    }
+}
+
+/// Appends one element to the comma-separated `items` of a bulk response, filtered.
+fn push_item(items: &mut Vec<u8>, filter: &FilterPath, item: &Value) {
+    let Some(item) = filter.apply(&mut vec!["items".to_owned()], item) else {
+        return;
+    };
+    if !items.is_empty() {
+        items.push(b',');
+    }
+    serde_json::to_writer(items, &item).expect("a serde_json::Value always serializes");
+}
+
+/// Appends the item of a document created with sequence number `seq_no`, as [`push_item`]
+/// would for [`item`] with the 201 fields ES documents, without building it as a value.
+fn push_created(
+    items: &mut Vec<u8>,
+    filter: &FilterPath,
+    op: &str,
+    index: &str,
+    id: &str,
+    seq_no: u64,
+) {
+    let quoted = |s: &str| serde_json::to_string(s).expect("a string always serializes");
+    let fields = [
+        ("_id", quoted(id)),
+        ("_index", quoted(index)),
+        ("_primary_term", "1".to_owned()),
+        ("_seq_no", seq_no.to_string()),
+        (
+            "_shards",
+            r#"{"failed":0,"successful":1,"total":2}"#.to_owned(),
+        ),
+        ("_version", "1".to_owned()),
+        ("result", r#""created""#.to_owned()),
+        ("status", "201".to_owned()),
+    ];
+    let kept: Vec<String> = fields
+        .iter()
+        .filter(|(key, _)| filter.keeps(&["items", op, key]))
+        .map(|(key, value)| format!("\"{key}\":{value}"))
+        .collect();
+    if kept.is_empty() {
+        return;
+    }
+    if !items.is_empty() {
+        items.push(b',');
+    }
+    items.extend_from_slice(format!("{{{}:{{{}}}}}", quoted(op), kept.join(",")).as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    // Imported in each test: the benches that include this file compile `cfg(test)` without
+    // the `#[test]` functions.
+    #[test]
+    fn created_items_written_by_hand_match_the_value_form() {
+        use serde_json::{Value, json};
+        let mut items = Vec::new();
+        let all = super::FilterPath::parse(None);
+        super::push_created(&mut items, &all, "create", ".ds-x-1", "id \"7\"", 42);
+        super::push_item(&mut items, &all, &json!({"create": {"status": 409}}));
+        let parsed: Value = serde_json::from_slice(&[b"[", &items[..], b"]"].concat())
+            .expect("the items are a JSON array's elements");
+        let expected = super::item(
+            "create",
+            ".ds-x-1",
+            "id \"7\"",
             201,
             json!({
                 "_version": 1,
                 "result": "created",
                 "_shards": { "total": 2, "successful": 1, "failed": 0 },
-                "_seq_no": seq_no,
+                "_seq_no": 42,
                 "_primary_term": 1,
             }),
-        ));
+        );
+        assert_eq!(parsed, json!([expected, {"create": {"status": 409}}]));
     }
-    drop(cluster);
-    reply(
-        StatusCode::OK,
-        json!({ "took": 1, "errors": errors, "items": items }),
-    )
-}
 
-#[cfg(test)]
-mod tests {
+    #[test]
+    fn filter_path_keeps_only_the_named_parts() {
+        use serde_json::{Value, json};
+        let filter = super::FilterPath::parse(Some("errors,items.*.status,items.*.error"));
+        assert!(filter.keeps(&["errors"]) && filter.keeps(&["items"]));
+        assert!(!filter.keeps(&["took"]));
+        let mut items = Vec::new();
+        super::push_created(&mut items, &filter, "create", "i", "a", 1);
+        let error = json!({"create": {"_id": "b", "status": 400, "error": {"type": "x"}}});
+        super::push_item(&mut items, &filter, &error);
+        let parsed: Value = serde_json::from_slice(&[b"[", &items[..], b"]"].concat())
+            .expect("the items are a JSON array's elements");
+        assert_eq!(
+            parsed,
+            json!([
+                {"create": {"status": 201}},
+                {"create": {"status": 400, "error": {"type": "x"}}}
+            ])
+        );
+    }
+
     #[test]
     fn wildcard_patterns() {
         assert!(super::pattern_matches(
