@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tantivy::TantivyDocument;
-use tantivy::schema::document::CompactDocValue;
-use tantivy::schema::{Document, Field};
+use tantivy::schema::Document;
+
+use crate::schema::{EventDoc, EventFields, EventValue};
 
 /// Documents handed to the indexing threads and not yet indexed, across all open writers. At
 /// ~2 KB per built document this bounds the queue to ~16 MB, and it is ~30 batches: enough to
@@ -101,15 +101,15 @@ impl Drop for Ticket {
     }
 }
 
-/// A tantivy document with its [`Ticket`]: indexes exactly like the document it wraps.
+/// An event document with its [`Ticket`]: indexes exactly like the document it wraps.
 #[derive(Debug)]
 pub struct StagedDoc {
-    doc: TantivyDocument,
+    doc: EventDoc,
     _ticket: Ticket,
 }
 
 impl StagedDoc {
-    pub fn new(doc: TantivyDocument, ticket: Ticket) -> StagedDoc {
+    pub fn new(doc: EventDoc, ticket: Ticket) -> StagedDoc {
         StagedDoc {
             doc,
             _ticket: ticket,
@@ -118,13 +118,11 @@ impl StagedDoc {
 }
 
 impl Document for StagedDoc {
-    type Value<'a> = CompactDocValue<'a>;
-    // tantivy does not export the iterator type of `TantivyDocument`; the box is one small
-    // allocation per document and pass, next to dozens for the document itself.
-    type FieldsValuesIter<'a> = Box<dyn Iterator<Item = (Field, CompactDocValue<'a>)> + 'a>;
+    type Value<'a> = EventValue<'a>;
+    type FieldsValuesIter<'a> = EventFields<'a>;
 
-    fn iter_fields_and_values(&self) -> Self::FieldsValuesIter<'_> {
-        Box::new(self.doc.iter_fields_and_values())
+    fn iter_fields_and_values(&self) -> EventFields<'_> {
+        self.doc.iter_fields_and_values()
     }
 }
 
@@ -136,7 +134,7 @@ mod tests {
     fn tickets_count_until_dropped() {
         let in_flight = InFlight::default();
         let a = in_flight.ticket();
-        let b = StagedDoc::new(TantivyDocument::new(), in_flight.ticket());
+        let b = StagedDoc::new(EventDoc::default(), in_flight.ticket());
         assert_eq!(in_flight.queued(), 2);
         drop(a);
         assert_eq!(in_flight.queued(), 1);

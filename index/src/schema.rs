@@ -7,15 +7,18 @@
 //! `event.id` that orders events with the same timestamp, so search-after pages are stable).
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use schemas::LogEvent;
 use schemas::fields::{self, FieldKind};
+use tantivy::Index;
+use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf};
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions,
-    NumericOptions, OwnedValue, STORED, Schema, TextFieldIndexing, TextOptions,
+    DateOptions, DateTimePrecision, Document, FAST, Field, INDEXED, IndexRecordOption,
+    JsonObjectOptions, NumericOptions, OwnedValue, STORED, Schema, TextFieldIndexing, TextOptions,
+    Value,
 };
 use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
-use tantivy::{Index, TantivyDocument};
 
 /// The stored event JSON, returned by searches.
 pub const SOURCE_FIELD: &str = "_source";
@@ -320,43 +323,63 @@ impl LogSchema {
     /// The tantivy document of `event`, with `source_json` as its stored source.
     ///
     /// `@timestamp` must already be checked to fit tantivy's nanosecond range.
-    pub fn document(&self, event: &LogEvent, source_json: &[u8], tiebreak: u64) -> TantivyDocument {
-        let mut doc = TantivyDocument::new();
+    pub fn document(&self, event: &LogEvent, source_json: &[u8], tiebreak: u64) -> EventDoc {
+        // Every indexed string is also in the source JSON (escaped, so no shorter): the arena
+        // never grows past this.
+        let mut doc = EventDoc {
+            text: String::with_capacity(source_json.len()),
+            source: source_json.to_vec(),
+            slots: Vec::with_capacity(self.mapped.len() + 2),
+            objects: Vec::new(),
+            labels: Vec::new(),
+        };
         for (field, kind, accessor) in &self.mapped {
             let field = *field;
             match accessor(event) {
                 Val::None => {}
-                Val::Str(s) => add_str(&mut doc, field, *kind, s),
+                Val::Str(s) => doc.push_str(field, *kind, s),
                 Val::Strs(values) => {
                     for s in values {
-                        add_str(&mut doc, field, *kind, s);
+                        doc.push_str(field, *kind, s);
                     }
                 }
-                Val::I64(v) => doc.add_i64(field, v),
-                Val::U64(v) => doc.add_u64(field, v),
+                Val::I64(v) => doc.slots.push((field, Slot::I64(v))),
+                Val::U64(v) => doc.slots.push((field, Slot::U64(v))),
                 Val::Date(t) => {
                     if let Some(ns) = t.timestamp_nanos_opt() {
-                        doc.add_date(field, tantivy::DateTime::from_timestamp_nanos(ns));
+                        let date = tantivy::DateTime::from_timestamp_nanos(ns);
+                        doc.slots.push((field, Slot::Date(date)));
                     }
                 }
                 Val::App(map) => {
                     if !map.is_empty() {
-                        doc.add_field_value(field, &OwnedValue::from(map.to_map()));
+                        // Through `OwnedValue`'s own conversion, so app strings that read as
+                        // RFC 3339 dates are indexed as dates, exactly as tantivy does for JSON.
+                        let object = map
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), OwnedValue::from(v.clone())))
+                            .collect();
+                        doc.slots.push((field, Slot::Object(doc.objects.len())));
+                        doc.objects.push(OwnedValue::Object(object));
                     }
                 }
                 Val::Labels(labels) => {
                     if !labels.is_empty() {
-                        let object = labels
-                            .iter()
-                            .map(|(k, v)| (k.clone(), OwnedValue::Str(v.clone())))
-                            .collect();
-                        doc.add_object(field, object);
+                        // One labels field per event: `Slot::Labels` names the whole list.
+                        debug_assert!(doc.labels.is_empty(), "a second labels field");
+                        doc.labels.reserve_exact(labels.len());
+                        for (k, v) in labels {
+                            let key = doc.stash(k);
+                            let value = doc.stash(v);
+                            doc.labels.push((key, value));
+                        }
+                        doc.slots.push((field, Slot::Labels));
                     }
                 }
             }
         }
-        doc.add_bytes(self.source, source_json);
-        doc.add_u64(self.tiebreak, tiebreak);
+        doc.slots.push((self.source, Slot::Source));
+        doc.slots.push((self.tiebreak, Slot::U64(tiebreak)));
         doc
     }
 }
@@ -367,14 +390,194 @@ impl Default for LogSchema {
     }
 }
 
-fn add_str(doc: &mut TantivyDocument, field: Field, kind: FieldKind, s: &str) {
-    if s.is_empty() {
-        return;
+/// A log event as tantivy reads it: every indexed string copied once into one arena, plus the
+/// stored source, in a handful of allocations.
+///
+/// It replaces a [`tantivy::TantivyDocument`], whose compact encoding cost a type code and
+/// length per value, several buffer regrowths per event and a decode of every value on each of
+/// tantivy's three passes (fast fields, postings, doc store); label maps went through cloned
+/// `OwnedValue` trees. The values, their order and their types are the ones the
+/// `TantivyDocument` carried (a unit test pins them), so tantivy indexes, stores and
+/// columns exactly the same data.
+#[derive(Debug, Default)]
+pub struct EventDoc {
+    /// The indexed strings, back to back.
+    text: String,
+    /// The stored `_source` JSON.
+    source: Vec<u8>,
+    /// The document's values in order.
+    slots: Vec<(Field, Slot)>,
+    /// JSON objects (the `app` field).
+    objects: Vec<OwnedValue>,
+    /// Key and value ranges in `text` of the pod labels.
+    labels: Vec<(Range<usize>, Range<usize>)>,
+}
+
+/// One value of an [`EventDoc`].
+#[derive(Debug, Clone)]
+enum Slot {
+    /// A range of `text`.
+    Str(Range<usize>),
+    /// The `_source` bytes.
+    Source,
+    I64(i64),
+    U64(u64),
+    Date(tantivy::DateTime),
+    /// An index into `objects`.
+    Object(usize),
+    /// The `labels` object.
+    Labels,
+}
+
+impl EventDoc {
+    /// Copies `s` into the arena and returns its range.
+    fn stash(&mut self, s: &str) -> Range<usize> {
+        let start = self.text.len();
+        self.text.push_str(s);
+        start..self.text.len()
     }
-    if matches!(kind, FieldKind::Keyword | FieldKind::Ip) && s.len() > KEYWORD_MAX_BYTES {
-        return;
+
+    /// Adds a string value unless it is empty or an over-long keyword (see
+    /// [`KEYWORD_MAX_BYTES`]).
+    fn push_str(&mut self, field: Field, kind: FieldKind, s: &str) {
+        if s.is_empty() {
+            return;
+        }
+        if matches!(kind, FieldKind::Keyword | FieldKind::Ip) && s.len() > KEYWORD_MAX_BYTES {
+            return;
+        }
+        let range = self.stash(s);
+        self.slots.push((field, Slot::Str(range)));
     }
-    doc.add_text(field, s);
+
+    fn text(&self, range: &Range<usize>) -> &str {
+        self.text.get(range.clone()).unwrap_or_default()
+    }
+
+    fn value<'a>(&'a self, slot: &'a Slot) -> EventValue<'a> {
+        match slot {
+            Slot::Str(range) => EventValue::Str(self.text(range)),
+            Slot::Source => EventValue::Bytes(&self.source),
+            Slot::I64(v) => EventValue::I64(*v),
+            Slot::U64(v) => EventValue::U64(*v),
+            Slot::Date(v) => EventValue::Date(*v),
+            Slot::Object(i) => self
+                .objects
+                .get(*i)
+                .map_or(EventValue::Null, EventValue::Json),
+            Slot::Labels => EventValue::Labels(self),
+        }
+    }
+}
+
+impl Document for EventDoc {
+    type Value<'a> = EventValue<'a>;
+    type FieldsValuesIter<'a> = EventFields<'a>;
+
+    fn iter_fields_and_values(&self) -> EventFields<'_> {
+        EventFields {
+            doc: self,
+            slots: self.slots.iter(),
+        }
+    }
+}
+
+/// The `(field, value)` pairs of an [`EventDoc`], in order.
+#[derive(Debug)]
+pub struct EventFields<'a> {
+    doc: &'a EventDoc,
+    slots: std::slice::Iter<'a, (Field, Slot)>,
+}
+
+impl<'a> Iterator for EventFields<'a> {
+    type Item = (Field, EventValue<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (field, slot) = self.slots.next()?;
+        Some((*field, self.doc.value(slot)))
+    }
+}
+
+/// A value of an [`EventDoc`], borrowed from it. Small (24 bytes), as tantivy collects and
+/// sorts every document's values before indexing them.
+#[derive(Debug, Clone, Copy)]
+pub enum EventValue<'a> {
+    Null,
+    Str(&'a str),
+    Bytes(&'a [u8]),
+    I64(i64),
+    U64(u64),
+    Date(tantivy::DateTime),
+    /// A JSON value: the `app` object or something inside it.
+    Json(&'a OwnedValue),
+    /// The pod labels of the document: an object of strings.
+    Labels(&'a EventDoc),
+}
+
+impl<'a> Value<'a> for EventValue<'a> {
+    type ArrayIter = std::iter::Map<std::slice::Iter<'a, OwnedValue>, fn(&'a OwnedValue) -> Self>;
+    type ObjectIter = EventObjectIter<'a>;
+
+    fn as_value(&self) -> ReferenceValue<'a, Self> {
+        let leaf = match *self {
+            EventValue::Null => ReferenceValueLeaf::Null,
+            EventValue::Str(s) => ReferenceValueLeaf::Str(s),
+            EventValue::Bytes(b) => ReferenceValueLeaf::Bytes(b),
+            EventValue::I64(v) => ReferenceValueLeaf::I64(v),
+            EventValue::U64(v) => ReferenceValueLeaf::U64(v),
+            EventValue::Date(v) => ReferenceValueLeaf::Date(v),
+            EventValue::Json(value) => {
+                return match value.as_value() {
+                    ReferenceValue::Leaf(leaf) => ReferenceValue::Leaf(leaf),
+                    ReferenceValue::Array(values) => ReferenceValue::Array(
+                        values.map(EventValue::Json as fn(&'a OwnedValue) -> Self),
+                    ),
+                    ReferenceValue::Object(entries) => {
+                        ReferenceValue::Object(EventObjectIter::Json(entries))
+                    }
+                };
+            }
+            EventValue::Labels(doc) => {
+                return ReferenceValue::Object(EventObjectIter::Labels {
+                    doc,
+                    pairs: doc.labels.iter(),
+                });
+            }
+        };
+        ReferenceValue::Leaf(leaf)
+    }
+}
+
+/// The entries of an object [`EventValue`].
+pub enum EventObjectIter<'a> {
+    Json(<&'a OwnedValue as Value<'a>>::ObjectIter),
+    Labels {
+        doc: &'a EventDoc,
+        pairs: std::slice::Iter<'a, (Range<usize>, Range<usize>)>,
+    },
+}
+
+impl std::fmt::Debug for EventObjectIter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventObjectIter").finish_non_exhaustive()
+    }
+}
+
+impl<'a> Iterator for EventObjectIter<'a> {
+    type Item = (&'a str, EventValue<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            EventObjectIter::Json(entries) => {
+                let (key, value) = entries.next()?;
+                Some((key, EventValue::Json(value)))
+            }
+            EventObjectIter::Labels { doc, pairs } => {
+                let (key, value) = pairs.next()?;
+                Some((doc.text(key), EventValue::Str(doc.text(value))))
+            }
+        }
+    }
 }
 
 /// The search-order tiebreak of an event: a hash of its `event.id`, or of its source when it has
@@ -448,6 +651,123 @@ mod tests {
         }
         let long = "a".repeat(MAX_TOKEN_BYTES + 1);
         assert_eq!(tokens(&format!("x {long} y")), ["x", "y"]);
+    }
+
+    /// The values tantivy reads from an [`EventDoc`], by field name, as owned values.
+    fn doc_values(schema: &LogSchema, doc: &EventDoc) -> Vec<(String, OwnedValue)> {
+        doc.iter_fields_and_values()
+            .map(|(field, value)| {
+                let name = schema.schema.get_field_name(field).to_string();
+                (name, OwnedValue::from(value.as_value()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn event_doc_carries_every_indexed_value_with_its_type()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let schema = LogSchema::new();
+        let ts: chrono::DateTime<chrono::Utc> = "2026-12-04T10:00:00.123456789Z".parse()?;
+        let mut ev = LogEvent::new(ts, "GET /api/orders 500");
+        ev.log.level = Some(schemas::Level::Error);
+        ev.http.response.status_code = Some(500);
+        ev.sluice.source.file_id = 7;
+        ev.sluice.source.path = String::new();
+        ev.event.id = "id-1".into();
+        ev.event.original = Some("raw line".into());
+        ev.url.original = Some("x".repeat(KEYWORD_MAX_BYTES + 1));
+        ev.user.name = Some(String::new());
+        ev.tags = vec!["a".into(), "b".into()];
+        ev.kubernetes
+            .labels
+            .insert("team".into(), "payments".into());
+        ev.kubernetes.labels.insert("app".into(), "api".into());
+        ev.app.insert("user".into(), serde_json::json!("alice"));
+        ev.app.insert("attempt".into(), serde_json::json!(2));
+        ev.app
+            .insert("seen".into(), serde_json::json!("2026-12-04T09:00:00Z"));
+        ev.app
+            .insert("ctx".into(), serde_json::json!({"ids": [1, "x"]}));
+        let doc = schema.document(&ev, b"{\"k\":1}", 99);
+        let values = doc_values(&schema, &doc);
+        let get = |name: &str| -> Vec<&OwnedValue> {
+            values
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v)
+                .collect()
+        };
+        let ts_value = OwnedValue::Date(tantivy::DateTime::from_timestamp_nanos(
+            ts.timestamp_nanos_opt().ok_or("range")?,
+        ));
+        assert_eq!(get(fields::TIMESTAMP), [&ts_value]);
+        assert_eq!(
+            get(fields::MESSAGE),
+            [&OwnedValue::from("GET /api/orders 500")]
+        );
+        assert_eq!(get(fields::LOG_LEVEL), [&OwnedValue::from("error")]);
+        assert_eq!(get(fields::HTTP_STATUS), [&OwnedValue::I64(500)]);
+        assert_eq!(get(fields::SLUICE_SOURCE_FILE_ID), [&OwnedValue::U64(7)]);
+        assert_eq!(get(fields::EVENT_ID), [&OwnedValue::from("id-1")]);
+        assert_eq!(
+            get(fields::TAGS),
+            [&OwnedValue::from("a"), &OwnedValue::from("b")]
+        );
+        // Source-only, over-long keywords and empty strings are left out.
+        assert!(get(fields::EVENT_ORIGINAL).is_empty());
+        assert!(get(fields::URL_ORIGINAL).is_empty());
+        assert!(get(fields::USER_NAME).is_empty());
+        assert!(get(fields::SLUICE_SOURCE_PATH).is_empty());
+        let labels = OwnedValue::Object(vec![
+            ("app".into(), OwnedValue::from("api")),
+            ("team".into(), OwnedValue::from("payments")),
+        ]);
+        assert_eq!(get(fields::K8S_LABELS), [&labels]);
+        // App values go through tantivy's JSON conversion: RFC 3339 strings become dates.
+        let seen = OwnedValue::from(serde_json::json!("2026-12-04T09:00:00Z"));
+        assert!(matches!(seen, OwnedValue::Date(_)));
+        let app = OwnedValue::Object(vec![
+            ("attempt".into(), OwnedValue::I64(2)),
+            (
+                "ctx".into(),
+                OwnedValue::Object(vec![(
+                    "ids".into(),
+                    OwnedValue::Array(vec![OwnedValue::I64(1), OwnedValue::from("x")]),
+                )]),
+            ),
+            ("seen".into(), seen),
+            ("user".into(), OwnedValue::from("alice")),
+        ]);
+        assert_eq!(get(fields::APP), [&app]);
+        assert_eq!(
+            get(SOURCE_FIELD),
+            [&OwnedValue::Bytes(b"{\"k\":1}".to_vec())]
+        );
+        assert_eq!(get(TIEBREAK_FIELD), [&OwnedValue::U64(99)]);
+        assert!(std::mem::size_of::<EventValue<'_>>() <= 24);
+        // Nothing else: every value above is accounted for.
+        let named = [
+            fields::TIMESTAMP,
+            fields::MESSAGE,
+            fields::LOG_LEVEL,
+            fields::HTTP_STATUS,
+            fields::SLUICE_SOURCE_FILE_ID,
+            fields::SLUICE_SOURCE_OFFSET,
+            fields::SLUICE_SOURCE_END_OFFSET,
+            fields::EVENT_ID,
+            fields::TAGS,
+            fields::K8S_LABELS,
+            fields::APP,
+            SOURCE_FIELD,
+            TIEBREAK_FIELD,
+        ];
+        let unexpected: Vec<&str> = values
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| !named.contains(n))
+            .collect();
+        assert!(unexpected.is_empty(), "unexpected values: {unexpected:?}");
+        Ok(())
     }
 
     #[test]

@@ -130,7 +130,7 @@ impl DayWriter {
     }
 
     /// Stages a document.
-    fn add(&mut self, doc: tantivy::TantivyDocument) -> Result<(), tantivy::TantivyError> {
+    fn add(&mut self, doc: schema::EventDoc) -> Result<(), tantivy::TantivyError> {
         let doc = StagedDoc::new(doc, self.in_flight.ticket());
         self.push(UserOperation::Add(doc))
     }
