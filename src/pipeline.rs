@@ -27,6 +27,9 @@ use crate::config::SluiceConfig;
 pub const RAW_QUEUE_BATCHES: usize = 16;
 /// Parsed batches queued between the parse thread and the index thread.
 pub const EVENT_QUEUE_BATCHES: usize = 8;
+/// Indexed batches on their way back to the parse thread, which frees their events (it
+/// allocated them; see [`IndexStage::recycle`]). As many as can be in flight forward.
+const SPENT_QUEUE_BATCHES: usize = EVENT_QUEUE_BATCHES;
 /// How often idle stages wake up to tick watermarks, commit on time and publish metrics.
 const IDLE_TICK: Duration = Duration::from_millis(200);
 /// How often the detector's state is persisted while running.
@@ -174,6 +177,7 @@ impl EmbeddedPipeline {
 
         let (raw_tx, raw_rx) = bounded::<ingest::Batch>(RAW_QUEUE_BATCHES);
         let (event_tx, event_rx) = bounded::<EventBatch>(EVENT_QUEUE_BATCHES);
+        let (spent_tx, spent_rx) = bounded::<EventBatch>(SPENT_QUEUE_BATCHES);
         let tailer = tailer.spawn(raw_tx).context("failed to start the tailer")?;
         let ingest_stats = tailer.stats();
         let acker = tailer.acker();
@@ -190,6 +194,7 @@ impl EmbeddedPipeline {
                 rx: raw_rx,
                 reload_rx,
                 tx: event_tx,
+                spent_rx,
                 alerts: options.alerts.clone(),
                 crash: crash.clone(),
                 metrics: metrics.clone(),
@@ -204,6 +209,7 @@ impl EmbeddedPipeline {
             let stage = IndexStage {
                 store,
                 rx: event_rx,
+                spent_tx,
                 acker,
                 crash: crash.clone(),
                 metrics: metrics.clone(),
@@ -402,6 +408,8 @@ struct ParseStage {
     rx: Receiver<ingest::Batch>,
     reload_rx: Receiver<detect::DetectConfig>,
     tx: Sender<EventBatch>,
+    /// Batches the index thread is done with, to free here.
+    spent_rx: Receiver<EventBatch>,
     alerts: Option<tokio::sync::mpsc::Sender<schemas::Alert>>,
     crash: Arc<AtomicBool>,
     metrics: Arc<PipelineMetrics>,
@@ -428,7 +436,7 @@ impl ParseStage {
                     // Backfills too: a line stamped far in the future stays out of event
                     // time instead of dragging every window shut.
                     self.detector.set_wall_clock(chrono::Utc::now());
-                    let mut events = Vec::with_capacity(batch.records.len());
+                    let mut events = self.spent_events(batch.records.len());
                     for record in &batch.records {
                         let mut event = self.parser.parse_record(record);
                         self.detector.process(&mut event, &mut alerts);
@@ -471,6 +479,23 @@ impl ParseStage {
         Ok(())
     }
 
+    /// An empty event vector with room for `n`: a spent batch's, emptied here, or a new one.
+    ///
+    /// Events are freed on this thread, which allocated them: freed on the index thread, each
+    /// of their strings was a cross-thread free, which mimalloc queues for the owning thread
+    /// to collect later.
+    fn spent_events(&self, n: usize) -> Vec<schemas::LogEvent> {
+        let mut reused: Option<Vec<schemas::LogEvent>> = None;
+        while let Ok(spent) = self.spent_rx.try_recv() {
+            let mut events = spent.events;
+            events.clear();
+            reused = Some(events);
+        }
+        let mut events = reused.unwrap_or_default();
+        events.reserve(n);
+        events
+    }
+
     fn emit_alerts(&mut self, alerts: &mut Vec<schemas::Alert>) {
         if alerts.is_empty() {
             return;
@@ -508,6 +533,8 @@ impl ParseStage {
 struct IndexStage {
     store: index::Store,
     rx: Receiver<EventBatch>,
+    /// Where indexed batches go to be freed (see [`IndexStage::recycle`]).
+    spent_tx: Sender<EventBatch>,
     acker: ingest::Acker,
     crash: Arc<AtomicBool>,
     metrics: Arc<PipelineMetrics>,
@@ -575,6 +602,12 @@ impl DeadLetterFile {
 }
 
 impl IndexStage {
+    /// Hands an indexed batch back to the parse thread to free; frees it here when that
+    /// queue is full or the parse thread is gone.
+    fn recycle(&self, batch: EventBatch) {
+        let _ = self.spent_tx.try_send(batch);
+    }
+
     fn run(mut self) -> anyhow::Result<()> {
         let result = self.run_inner();
         if result.is_err() {
@@ -623,8 +656,14 @@ impl IndexStage {
                             }
                             Err(err) => return Err(err.into()),
                         }
-                        pending.push(event.sluice.source.clone());
+                        // The acknowledgement needs the file and offsets only; copying the path
+                        // was an allocation per event.
+                        pending.push(schemas::SourceRef {
+                            path: String::new(),
+                            ..event.sluice.source
+                        });
                     }
+                    self.recycle(batch);
                     (false, false)
                 }
                 Err(RecvTimeoutError::Timeout) => (false, true),
