@@ -559,6 +559,79 @@ mod tests {
 }
 
 #[cfg(test)]
+mod settings_tests {
+    use super::*;
+    use crate::SearchRequest;
+
+    fn event(offset: u64, message: &str) -> LogEvent {
+        let mut ev = LogEvent::new(Utc::now(), message);
+        ev.sluice.source.file_id = 42;
+        ev.sluice.source.offset = offset;
+        ev.event.id = schemas::event_id(42, offset);
+        ev
+    }
+
+    fn count(store: &Store, query: &str) -> Result<u64, IndexError> {
+        store.searcher().count(&SearchRequest {
+            query: query.into(),
+            ..SearchRequest::default()
+        })
+    }
+
+    /// A day partition created and written before the doc store compressed in the indexing
+    /// threads (tantivy's default settings) still opens, is searched and takes new events,
+    /// which are then written with the current settings.
+    #[test]
+    fn a_partition_made_with_former_settings_opens_is_searched_and_takes_new_events()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let schema = LogSchema::new();
+        let old = event(10, "written by the former settings");
+        let day = partition::day_of(old.timestamp);
+        let root = partition::root(dir.path());
+        let path = root.join(partition::day_name(day));
+        std::fs::create_dir_all(&path)?;
+        let index = Index::create_in_dir(&path, schema.schema.clone())?;
+        schema::register_tokenizers(&index);
+        assert!(
+            index.settings().docstore_compress_dedicated_thread,
+            "former default"
+        );
+        let mut writer: IndexWriter<schema::EventDoc> =
+            index.writer_with_num_threads(1, 15_000_000)?;
+        let json = serde_json::to_vec(&old)?;
+        writer.add_document(schema.document(&old, &json, schema::tiebreak(&old, &json)))?;
+        writer.commit()?;
+        drop(writer);
+        drop(index);
+
+        let config = IndexConfig::with_data_dir(dir.path());
+        let mut store = Store::open(&config)?;
+        assert_eq!(count(&store, "message:former")?, 1);
+        assert!(store.add(&event(20, "written by the current settings"))?);
+        store.commit()?;
+        assert_eq!(count(&store, "message:written")?, 2);
+        let page = store.searcher().search(&SearchRequest {
+            query: "message:former".into(),
+            ..SearchRequest::default()
+        })?;
+        assert_eq!(
+            page.events.first().map(|e| e.message.as_str()),
+            Some(old.message.as_str())
+        );
+        drop(store);
+
+        let reopened = partition::open(&root, day)?;
+        assert!(!reopened.settings().docstore_compress_dedicated_thread);
+        let mut store = Store::open(&config)?;
+        assert!(store.add(&event(30, "written after a restart"))?);
+        store.commit()?;
+        assert_eq!(count(&store, "message:written")?, 3);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
 mod lane_tests {
     use super::*;
 
