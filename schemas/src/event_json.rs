@@ -658,7 +658,6 @@ fn read_sluice(c: &mut Cursor<'_>, meta: &mut SluiceMeta) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SourceRef;
     use crate::arb::{arb_damage, arb_event};
     use chrono::Datelike;
     use proptest::prelude::*;
@@ -672,60 +671,7 @@ mod tests {
     /// The bytes of an event with every field set, pinned: the writer's and serde's.
     #[test]
     fn full_event_is_the_pinned_format() -> Result<(), Box<dyn std::error::Error>> {
-        let mut ev = LogEvent::new(
-            "2026-12-04T21:55:26.120Z".parse()?,
-            "GET /x \"q\"\t\u{1} caf\u{e9} \u{7f}",
-        );
-        ev.log.level = Some(Level::Error);
-        ev.log.logger = Some("app.web".into());
-        ev.service.name = Some("api".into());
-        let k = &mut ev.kubernetes;
-        k.namespace = Some("shop".into());
-        (k.pod.name, k.pod.uid) = (Some("api-1".into()), Some("u-1".into()));
-        k.container.name = Some("api".into());
-        k.node.name = Some("node-1".into());
-        k.labels.insert("app".into(), "api".into());
-        k.labels.insert("tier".into(), "web".into());
-        ev.stream = Some(Stream::Stderr);
-        ev.http.request.method = Some("GET".into());
-        ev.http.request.referrer = Some("-".into());
-        ev.http.response.status_code = Some(503);
-        ev.http.response.bytes = Some(u64::MAX);
-        ev.http.version = Some("1.1".into());
-        ev.url.path = Some("/x".into());
-        ev.url.query = Some("a=1".into());
-        ev.url.original = Some("/x?a=1".into());
-        ev.client.ip = Some("10.0.0.1".into());
-        ev.user.name = Some("bob".into());
-        ev.user_agent.original = Some("curl/8".into());
-        ev.trace.id = Some("t".into());
-        ev.span.id = Some("s".into());
-        ev.error.kind = Some("E".into());
-        ev.error.message = Some("boom".into());
-        ev.error.stack_trace = Some("at a\n\tat b".into());
-        ev.event.id = "0123".into();
-        ev.event.duration = Some(-5);
-        ev.event.original = Some("raw \\ line".into());
-        ev.event.dataset = Some("nginx.access".into());
-        ev.event.ingested = Some("2026-12-04T21:55:27.000123456Z".parse()?);
-        ev.app.insert("n".into(), serde_json::json!(-7));
-        ev.app.insert("f".into(), serde_json::json!(0.1));
-        ev.app.insert(
-            "o".into(),
-            serde_json::json!({"b": [true, null, 1e300], "a": {}, "c": []}),
-        );
-        ev.tags = vec!["t1".into(), String::new()];
-        ev.sluice.source = SourceRef {
-            path: "/var/log/pods/a/0.log".into(),
-            file_id: 1,
-            offset: 2,
-            end_offset: 3,
-        };
-        ev.sluice.format = Some("nginx_combined".into());
-        ev.sluice.pattern.id = Some("p".into());
-        ev.sluice.pattern.template = Some("GET <*>".into());
-        ev.sluice.redacted = vec!["jwt".into()];
-        ev.sluice.errors = vec!["line_truncated".into()];
+        let ev = crate::fuzzing::full_event();
         let pinned = concat!(
             r#"{"@timestamp":"2026-12-04T21:55:26.120Z","message":"GET /x \"q\"\t\u0001 café "#,
             "\u{7f}\",",

@@ -23,6 +23,7 @@ mod arb;
 mod event;
 mod event_json;
 pub mod fields;
+pub mod fuzzing;
 mod json;
 mod raw;
 
