@@ -1,5 +1,6 @@
 //! Shared body of the fuzz targets: run the input through one format's target (see
-//! `parse::fuzzing`) and panic, which libFuzzer reports as a crash, when an invariant breaks.
+//! `parse::fuzzing`) or one wire reader's (see `schemas::fuzzing`) and panic, which libFuzzer
+//! reports as a crash, when an invariant breaks.
 
 use std::cell::RefCell;
 
@@ -29,4 +30,18 @@ pub fn fuzz(name: &str, data: &[u8]) {
             panic!("{name}: {e}");
         }
     });
+}
+
+/// Fuzzes the wire reader target named `name` (`schemas::fuzzing::TARGETS`) with `data`.
+///
+/// # Panics
+/// When the target does not exist or an invariant breaks (that is the finding).
+pub fn fuzz_schemas(name: &str, data: &[u8]) {
+    let target = schemas::fuzzing::TARGETS
+        .iter()
+        .find(|t| t.name == name)
+        .expect("fuzz target names match schemas::fuzzing::TARGETS");
+    if let Err(e) = (target.check)(data) {
+        panic!("{name}: {e}");
+    }
 }

@@ -1,0 +1,3 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sluice_parse_fuzz::fuzz_schemas("event_json", data));
