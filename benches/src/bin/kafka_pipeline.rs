@@ -11,11 +11,16 @@
 //!    count of the indexer's stores. The lag of a sample is how long after its writing the
 //!    searchable count reached it (lines are searchable in roughly written order). Reports
 //!    p50 / p95 / max lag, whether the pipeline kept up, and CPU seconds per thread name.
+//!    With `--sink elasticsearch` the indexer writes to Elasticsearch, as in a deployment
+//!    (`kafka.indexer_sink = "elasticsearch"`): here the index crate's mock `_bulk` API in this
+//!    process, in its lean mode (every action and `_id` checked, every source checked to be
+//!    JSON, nothing indexed), and the count is of documents it acknowledged. A real cluster
+//!    makes them searchable one refresh interval later (1 s by default).
 //!
 //! ```text
 //! cargo run --release -p benches --bin kafka_pipeline -- [throughput|lag|all] [--mb 200]
 //!     [--rate-mb 20] [--seconds 20] [--compression lz4|zstd|none] [--commit-ms 1000]
-//!     [--writer-threads 2] [--partitions 6]
+//!     [--writer-threads 2] [--partitions 6] [--sink tantivy|elasticsearch]
 //! ```
 //! Measures only; asserts nothing about timings. Runs with mimalloc, as the `sluice` binary.
 //!
