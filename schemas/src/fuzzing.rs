@@ -186,7 +186,8 @@ fn pod() -> Kubernetes {
 }
 
 /// Raw records as [`RawRecordWriter`] writes them: one with every field set, a minimal one,
-/// and three lines of one pod (one `Arc`, so the reader reuses the metadata).
+/// three lines of one pod (one `Arc`, so the reader reuses the metadata), and lines with the
+/// timestamps only chrono reads.
 pub fn raw_record_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut full = RawRecord::new(AWKWARD, source(10));
     full.time = Some(time("2026-12-04T21:55:26.120Z"));
@@ -219,10 +220,24 @@ pub fn raw_record_seeds() -> Vec<(&'static str, Vec<u8>)> {
         }
         out
     };
+    // Times the fast paths leave to chrono: a leap second, years past 9999 and before 0.
+    let edge_times: Vec<RawRecord> = [
+        "2016-12-31T23:59:60.5Z",
+        "+10000-01-01T00:00:00Z",
+        "-0001-12-31T23:59:59.000000001Z",
+    ]
+    .into_iter()
+    .map(|t| {
+        let mut r = RawRecord::new("m", SourceRef::default());
+        r.time = Some(time(t));
+        r
+    })
+    .collect();
     vec![
         ("full", write(std::slice::from_ref(&full))),
         ("minimal", write(&[minimal])),
         ("one_pod_lines", write(&lines)),
+        ("edge_times", write(&edge_times)),
     ]
 }
 
@@ -284,9 +299,10 @@ pub fn event_seeds() -> Vec<(&'static str, Vec<u8>)> {
     awkward
         .app
         .insert(AWKWARD.into(), serde_json::json!(AWKWARD));
-    awkward
-        .app
-        .insert("u".into(), serde_json::json!([12, -0.5, "", {}]));
+    awkward.app.insert(
+        "u".into(),
+        serde_json::json!([12, -0.5, false, "\u{8}\u{c}\r", {}]),
+    );
     let minimal = LogEvent::new(DateTime::<Utc>::UNIX_EPOCH, "");
     let write = |event: &LogEvent| {
         let mut out = Vec::new();
@@ -312,6 +328,7 @@ const PIECES: &[&[u8]] = &[
     b"\\u00e9",
     b"\\ud83d\\ude00",
     b"\\ud83d",
+    b"\\b\\f\\r\\/",
     b"\xff",
     b"\xc3",
     b"null",
@@ -324,7 +341,7 @@ const PIECES: &[&[u8]] = &[
 const VALUE_STARTS: &[&[u8]] = &[
     b"0",
     b"-",
-    b"-0",
+    b"-0,",
     b"1",
     b"9",
     b".5",

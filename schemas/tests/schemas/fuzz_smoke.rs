@@ -60,6 +60,29 @@ fn mutated_seeds_keep_readers_equal_to_serde() {
     eprintln!("fuzz_smoke: {runs} mutations, {read} read as a value");
 }
 
+/// Every file of the checked-in seeds, and of `$SLUICE_FUZZ_CORPUS/<target>/` when set (a
+/// libFuzzer corpus or crash files, replayed on the stable toolchain, e.g. under coverage).
+#[test]
+fn corpus_files_pass_the_checks() -> Result<(), Box<dyn std::error::Error>> {
+    let corpus = std::env::var_os("SLUICE_FUZZ_CORPUS").map(PathBuf::from);
+    let mut files = 0usize;
+    for target in TARGETS {
+        let mut dirs = vec![seed_dir(target.name)];
+        dirs.extend(corpus.iter().map(|c| c.join(target.name)));
+        for dir in dirs {
+            for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+                let path = entry?.path();
+                if let Err(e) = (target.check)(&std::fs::read(&path)?) {
+                    panic!("{} {}: {e}", target.name, path.display());
+                }
+                files += 1;
+            }
+        }
+    }
+    assert!(files >= TARGETS.len(), "no seed files found");
+    Ok(())
+}
+
 fn seed_dir(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../fuzz/seeds")
