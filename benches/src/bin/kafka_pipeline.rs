@@ -46,16 +46,21 @@
 //! median of 3 runs at load 3.4-3.8 was 156.5 MB/s) and misses it when the neighbours take
 //! more (69.2 MB/s at load 4.3), since the agent needs ~2.7 CPU-s per 339 MB (≈ 125 MB per
 //! CPU-second: tailer 0.3, agent thread 1.1, librdkafka's broker thread 0.9 of which a third
-//! is lz4, delivery reports 0.3-0.5). The lag target is not met: end to end, one line costs
-//! about 28 µs of CPU across all stages in one process (processor ~6 µs: parse, detect,
-//! LogEvent JSON; indexer thread ~6 µs: LogEvent JSON in and out; tantivy's indexing, merge and
-//! doc-store threads ~10 µs, from `perf` samples; librdkafka ~4 µs), so 20 MB/s of 256-byte
-//! lines (78 k lines/s) needs ~2.2 cores: more than this machine has even when quiet. In a
-//! deployment the three roles run on separate machines. Once a consumer is a few seconds
-//! behind, the mock broker drops the oldest data of the partition (it keeps only 5 MiB,
-//! `max_size` in rdkafka_mock.c), the counts stop moving and the run stops as "stalled"; a real
-//! cluster retains far longer, so there the same run would show growing lag rather than missing
-//! lines.
+//! is lz4, delivery reports 0.3-0.5). Quiet machine, 2026-12-05 (lead): 115.4 / 116.4 / 114.9
+//! MB/s.
+//!
+//! The lag run kept up at 20 MB/s on the quiet machine (2026-12-05, load 1.3-3.4, lead): all
+//! 1.56 M lines in each of six runs. `--sink elasticsearch`: p50 1.00 s, p95 1.01-1.21 s, max
+//! 1.21-1.41 s to the mock's acknowledgement; default (tantivy): p50 1.86-1.93 s, p95
+//! 2.46-2.50 s, max 2.69-2.78 s to searchable. Before the ES indexer passed events through and
+//! the processor and indexer stopped using serde_json for events, a line cost ~28 µs of CPU
+//! across all stages and the indexer fell behind. The per-thread CPU line counts only threads
+//! alive when it is taken; tantivy's indexing threads are missing from it, so with the tantivy
+//! sink it understates the indexer.
+//! Once a consumer is a few seconds behind, the mock broker drops the oldest data of the
+//! partition (it keeps only 5 MiB, `max_size` in rdkafka_mock.c), the counts stop moving and
+//! the run stops as "stalled"; a real cluster retains far longer, so there the same run would
+//! show growing lag rather than missing lines.
 
 use std::collections::BTreeMap;
 use std::io::Write;
