@@ -655,6 +655,90 @@ fn read_sluice(c: &mut Cursor<'_>, meta: &mut SluiceMeta) -> Option<()> {
     c.eat(b"}")
 }
 
+/// Names every field of `LogEvent` and of each part it is made of, without `..`: adding a field
+/// anywhere fails to compile here, which is the reminder that `write_event_json` and
+/// `read_layout` must learn it too. serde would serialize the new field; these would not, and
+/// the property tests catch that only when the generators learn the field first.
+#[allow(dead_code)]
+fn every_field_is_handled(event: &LogEvent) {
+    use crate::{
+        Client, Container, ErrorInfo, Http, HttpRequest, HttpResponse, Log, Node, Pattern, Pod,
+        Service, SourceRef, Span, Trace, Url, User, UserAgent,
+    };
+    let LogEvent {
+        timestamp: _,
+        message: _,
+        log: Log {
+            level: _,
+            logger: _,
+        },
+        service: Service { name: _ },
+        kubernetes:
+            Kubernetes {
+                namespace: _,
+                pod: Pod { name: _, uid: _ },
+                container: Container { name: _ },
+                node: Node { name: _ },
+                labels: _,
+            },
+        stream: _,
+        http:
+            Http {
+                request:
+                    HttpRequest {
+                        method: _,
+                        referrer: _,
+                    },
+                response:
+                    HttpResponse {
+                        status_code: _,
+                        bytes: _,
+                    },
+                version: _,
+            },
+        url: Url {
+            path: _,
+            query: _,
+            original: _,
+        },
+        client: Client { ip: _ },
+        user: User { name: _ },
+        user_agent: UserAgent { original: _ },
+        trace: Trace { id: _ },
+        span: Span { id: _ },
+        error:
+            ErrorInfo {
+                kind: _,
+                message: _,
+                stack_trace: _,
+            },
+        event:
+            EventInfo {
+                id: _,
+                duration: _,
+                original: _,
+                dataset: _,
+                ingested: _,
+            },
+        app: _,
+        tags: _,
+        sluice:
+            SluiceMeta {
+                source:
+                    SourceRef {
+                        path: _,
+                        file_id: _,
+                        offset: _,
+                        end_offset: _,
+                    },
+                format: _,
+                pattern: Pattern { id: _, template: _ },
+                redacted: _,
+                errors: _,
+            },
+    } = event;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
