@@ -81,6 +81,8 @@ pub(crate) struct Rules {
     max_bytes: usize,
     max_line_bytes: usize,
     flush_timeout: Duration,
+    /// The flush timeout in log time, for [`Assembler::close_stale`].
+    flush_timeout_log: chrono::TimeDelta,
     /// True when a single line must be held open because a later line may join it.
     hold_singles: bool,
 }
@@ -111,6 +113,9 @@ impl Rules {
             max_bytes: config.max_bytes,
             max_line_bytes,
             flush_timeout: Duration::from_millis(config.flush_timeout_ms),
+            flush_timeout_log: chrono::TimeDelta::milliseconds(
+                i64::try_from(config.flush_timeout_ms).unwrap_or(i64::MAX),
+            ),
             hold_singles,
         }
     }
@@ -218,6 +223,8 @@ struct Open {
     /// Blank lines that join only if a continuation follows them.
     blanks: Vec<Blank>,
     updated: Instant,
+    /// Log time of the latest line taken, for [`Assembler::close_stale`].
+    last_time: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug)]
@@ -349,6 +356,30 @@ impl Assembler {
         self.logical(rules, s, logical, now, out);
     }
 
+    /// Emits the open records (any stream) whose latest line is stamped more than the flush
+    /// timeout before `time`, a stamp the runtime has written (so its clock has passed it): the
+    /// flush timeout in log time, for a tailer catching up. Live, the wall-clock timeout of
+    /// [`Assembler::flush`] emits them; a backfill reads faster than that clock, and a held
+    /// line (every line is held when Java or continuation-only rules are on) waited for the
+    /// next line of its stream, often a minute of log time later, and reached detection late.
+    pub(crate) fn close_stale(
+        &mut self,
+        rules: &Rules,
+        time: DateTime<Utc>,
+        out: &mut Vec<Assembled>,
+    ) {
+        for state in &mut self.streams {
+            let stale = state
+                .open
+                .as_ref()
+                .and_then(|o| o.last_time)
+                .is_some_and(|last| time.signed_duration_since(last) > rules.flush_timeout_log);
+            if stale {
+                close_open(state, out);
+            }
+        }
+    }
+
     fn logical(
         &mut self,
         rules: &Rules,
@@ -392,6 +423,7 @@ impl Assembler {
                     lines: line.lines,
                 });
                 open.updated = now;
+                open.last_time = line.time.or(open.last_time);
                 return;
             }
             if joins {
@@ -415,6 +447,7 @@ impl Assembler {
                     open.rec.end = line.end;
                     counts.multiline_joins += 1;
                     open.updated = now;
+                    open.last_time = line.time.or(open.last_time);
                     open.kind = match open.kind {
                         Kind::PyFrames if !is_indented(msg) && !blank => Kind::PyDone,
                         Kind::PyDone => Kind::PyChain,
@@ -455,11 +488,13 @@ impl Assembler {
                 } else {
                     MULTILINE_START_BYTES
                 };
+                let last_time = line.time;
                 state.open = Some(Open {
                     rec: into_record_with_room(line, room),
                     kind,
                     blanks: Vec::new(),
                     updated: now,
+                    last_time,
                 })
             }
         }
@@ -806,6 +841,52 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), 1);
+        assert!(asm.is_empty());
+    }
+
+    #[test]
+    fn close_stale_emits_held_records_whose_last_line_is_past_the_timeout() {
+        // Default rules hold every line for a possible Java continuation; a backfill reads
+        // faster than the wall clock, so the tailer closes holds in log time.
+        let cfg = MultilineConfig::default();
+        let rules = Rules::new(&cfg, 1024);
+        let mut asm = Assembler::default();
+        let mut out = Vec::new();
+        let now = Instant::now();
+        let t0: DateTime<Utc> = "2026-11-30T08:00:00Z".parse().expect("a valid time");
+        let at = |n: i64| t0 + chrono::TimeDelta::milliseconds(n);
+        let mut offset = 0;
+        for (time, stream, msg) in [
+            (at(0), E, "java.lang.IllegalStateException: boom"),
+            (at(20), O, "GET /health 200"),
+            (at(40), E, "\tat com.example.Main.run(Main.java:7)"),
+        ] {
+            let end = offset + msg.len() as u64 + 1;
+            let line = PhysLine {
+                offset,
+                end,
+                time: Some(time),
+                stream,
+                partial: false,
+                message: msg.as_bytes(),
+                flags: 0,
+            };
+            asm.push(&rules, line, now, &mut out);
+            offset = end;
+        }
+        assert!(out.is_empty(), "both streams hold their record");
+        // 520 ms after the stdout line, 500 after the trace's last line: only the first is
+        // past the timeout (500 ms by default).
+        asm.close_stale(&rules, at(540), &mut out);
+        assert_eq!(messages(&out), ["GET /health 200"]);
+        asm.close_stale(&rules, at(541), &mut out);
+        assert_eq!(
+            messages(&out),
+            [
+                "GET /health 200",
+                "java.lang.IllegalStateException: boom\n\tat com.example.Main.run(Main.java:7)",
+            ]
+        );
         assert!(asm.is_empty());
     }
 }

@@ -30,6 +30,8 @@ pub const DEFAULT_READ_CHUNK_BYTES: usize = 64 * 1024;
 /// A node rarely runs more than a few hundred containers; 1024 open files leaves room for
 /// rotated files being drained while staying far below a default `ulimit -n` of 65536.
 pub const DEFAULT_MAX_OPEN_FILES: usize = 1024;
+/// See [`TailerConfig::max_read_skew_secs`]; a third of detect's default allowed lateness.
+pub const DEFAULT_MAX_READ_SKEW_SECS: u64 = 10;
 /// Checkpoints are written at most this often (each write is two fsyncs).
 pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 200;
 /// A checkpoint whose file has not been seen for an hour is forgotten, so the state file does
@@ -82,6 +84,12 @@ pub struct TailerConfig {
     pub read_chunk_bytes: usize,
     /// Most files open at once; further files wait for a slot.
     pub max_open_files: usize,
+    /// Catching up after start-up (a backfill, or the backlog of a restart), no file is read
+    /// more than this many seconds of log time ahead of the file furthest behind, so detection
+    /// sees the node's lines in about time order and counts none of them late. Keep it below
+    /// detect's `allowed_lateness_secs` (30 by default). Once every file has been read to its
+    /// end, files are read by a byte budget each. 0 reads by byte budget from the start.
+    pub max_read_skew_secs: u64,
     /// Minimum interval between two checkpoint writes, in milliseconds.
     pub checkpoint_interval_ms: u64,
     /// Forget the checkpoint of a file not seen for this many seconds.
@@ -110,6 +118,7 @@ impl Default for TailerConfig {
             max_unacked_records: DEFAULT_MAX_UNACKED_RECORDS,
             read_chunk_bytes: DEFAULT_READ_CHUNK_BYTES,
             max_open_files: DEFAULT_MAX_OPEN_FILES,
+            max_read_skew_secs: DEFAULT_MAX_READ_SKEW_SECS,
             checkpoint_interval_ms: DEFAULT_CHECKPOINT_INTERVAL_MS,
             forget_after_secs: DEFAULT_FORGET_AFTER_SECS,
             multiline: MultilineConfig::default(),

@@ -43,6 +43,16 @@
 //! a plain `include` file that always starts with the same header line would be taken for
 //! its predecessor after rotation.
 //!
+//! # Read order
+//! Live, each pass reads up to 256 KiB from every file with new data. Catching up after
+//! start-up (a backfill, or the backlog of a restart) that order would hand detection a quiet
+//! container's whole backlog before the busy containers' lines of the same hours, so those
+//! would count as late; instead no file is read more than `max_read_skew_secs` (10 s) of log
+//! time ahead of the earliest unread line of any file, and a line held for a possible
+//! continuation is let go once a line stamped past the multi-line flush timeout is seen (in
+//! its own file, or as the earliest unread line of another). Once every file has been read to
+//! its end, the tailer logs "caught up" and reads by byte budget again.
+//!
 //! # Memory bound
 //! Independent of input rate and sink stalls; with `C` the channel capacity chosen by the
 //! caller, `F` the open files (≤ `max_open_files`), and the config values:

@@ -140,14 +140,16 @@ impl LineReader {
     }
 
     /// Reads up to about `budget` bytes and calls `f` for every complete line, at most
-    /// `line_budget` of them (the rest stays buffered). When `drain` is set and the source is
-    /// at EOF, an unterminated last line is handed out too.
+    /// `line_budget` of them (the rest stays buffered). `f` returns whether it took the line:
+    /// `false` leaves that line and everything after it for the next call and ends this one
+    /// (not at EOF). When `drain` is set and the source is at EOF, an unterminated last line is
+    /// handed out too.
     pub(crate) fn read_lines(
         &mut self,
         budget: usize,
         line_budget: usize,
         drain: bool,
-        mut f: impl FnMut(RawLine<'_>),
+        mut f: impl FnMut(RawLine<'_>) -> bool,
     ) -> io::Result<ReadOutcome> {
         let mut out = ReadOutcome::default();
         loop {
@@ -158,11 +160,12 @@ impl LineReader {
                 }
                 let nl = self.scan + i;
                 let end = self.offset + (nl + 1 - self.start) as u64;
-                match self.long.take() {
+                let long = self.long.take();
+                let taken = match &long {
                     Some((start, head)) => f(RawLine {
-                        offset: start,
+                        offset: *start,
                         end,
-                        bytes: &head,
+                        bytes: head,
                         truncated: true,
                     }),
                     None => f(RawLine {
@@ -171,6 +174,11 @@ impl LineReader {
                         bytes: &self.buf[self.start..nl],
                         truncated: false,
                     }),
+                };
+                if !taken {
+                    // `scan` still points before this newline: the next call finds it again.
+                    self.long = long;
+                    return Ok(out);
                 }
                 out.lines += 1;
                 self.offset = end;
@@ -212,8 +220,10 @@ impl LineReader {
             out.bytes += n as u64;
             if n == 0 {
                 out.eof = true;
-                if drain {
-                    self.drain_tail(&mut f, &mut out);
+                if drain && !self.drain_tail(&mut f, &mut out) {
+                    // The unterminated last line was left: the file is not read to its end.
+                    out.eof = false;
+                    return Ok(out);
                 }
                 // Release the chunk-sized buffer of an idle file.
                 if self.filled == 0 {
@@ -224,33 +234,44 @@ impl LineReader {
         }
     }
 
-    fn drain_tail(&mut self, f: &mut impl FnMut(RawLine<'_>), out: &mut ReadOutcome) {
+    /// Hands out the unterminated last line, if any; false when `f` left it.
+    fn drain_tail(
+        &mut self,
+        f: &mut impl FnMut(RawLine<'_>) -> bool,
+        out: &mut ReadOutcome,
+    ) -> bool {
         let tail_len = self.filled - self.start;
+        let end = self.offset + tail_len as u64;
         if let Some((start, head)) = self.long.take() {
-            let end = self.offset + tail_len as u64;
-            f(RawLine {
+            let line = RawLine {
                 offset: start,
                 end,
                 bytes: &head,
                 truncated: true,
-            });
-            self.offset = end;
+            };
+            if !f(line) {
+                self.long = Some((start, head));
+                return false;
+            }
         } else if tail_len > 0 {
-            let end = self.offset + tail_len as u64;
-            f(RawLine {
+            let line = RawLine {
                 offset: self.offset,
                 end,
                 bytes: &self.buf[self.start..self.filled],
                 truncated: false,
-            });
-            self.offset = end;
+            };
+            if !f(line) {
+                return false;
+            }
         } else {
-            return;
+            return true;
         }
+        self.offset = end;
         out.lines += 1;
         self.filled = 0;
         self.start = 0;
         self.scan = 0;
+        true
     }
 }
 
@@ -264,7 +285,8 @@ mod tests {
     fn collect(r: &mut LineReader, drain: bool) -> io::Result<Vec<Line>> {
         let mut v = Vec::new();
         r.read_lines(usize::MAX, usize::MAX, drain, |l| {
-            v.push((l.offset, l.end, l.bytes.to_vec(), l.truncated))
+            v.push((l.offset, l.end, l.bytes.to_vec(), l.truncated));
+            true
         })?;
         Ok(v)
     }
@@ -318,6 +340,42 @@ mod tests {
             ]
         );
         assert!(LineReader::new(File::open(&p)?, true, 100, 4096, 1024).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_line_left_by_the_caller_is_handed_out_again() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("f.log");
+        // Longer than a read chunk, so the reader keeps only its head.
+        let long = vec![b'x'; 10_000];
+        let mut content = b"a\nbb\nlater\n".to_vec();
+        content.extend_from_slice(&long);
+        content.extend_from_slice(b"\nend");
+        std::fs::write(&p, &content)?;
+        let mut r = LineReader::new(File::open(&p)?, false, 0, 4096, 1024)?;
+        let mut seen = Vec::new();
+        let out = r.read_lines(usize::MAX, usize::MAX, true, |l| {
+            if l.bytes == b"later" {
+                return false;
+            }
+            seen.push(l.bytes.to_vec());
+            true
+        })?;
+        assert_eq!(seen, [b"a".to_vec(), b"bb".to_vec()]);
+        assert_eq!(out.lines, 2);
+        assert!(
+            !out.eof,
+            "a read that left a line is not at the end of the file"
+        );
+        assert_eq!(r.position(), 5);
+        // An over-long line and an unterminated last line can be left as well.
+        let out = r.read_lines(usize::MAX, usize::MAX, true, |l| !l.truncated)?;
+        assert_eq!((out.lines, out.eof, r.position()), (1, false, 11));
+        let out = r.read_lines(usize::MAX, usize::MAX, true, |l| l.bytes != b"end")?;
+        assert_eq!((out.lines, out.eof, r.position()), (1, false, 11 + 10_001));
+        let v = collect(&mut r, true)?;
+        assert_eq!(v, vec![(10_012, 10_015, b"end".to_vec(), false)]);
         Ok(())
     }
 }

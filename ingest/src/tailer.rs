@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use chrono::DateTime;
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 use schemas::{Kubernetes, RawRecord, SourceRef};
 
@@ -123,6 +124,7 @@ impl Tailer {
                 )
             })
             .collect();
+        let catching_up = self.config.max_read_skew_secs > 0;
         let batch = Batcher::new(self.config.batch_max_records, self.config.batch_max_bytes);
         let worker = Worker {
             rules: Rules::new(&self.config.multiline, self.config.max_line_bytes),
@@ -149,6 +151,7 @@ impl Tailer {
             seq: 0,
             scratch: Vec::new(),
             root_error_logged: false,
+            catching_up,
             scan_pending: false,
             truncation_seen: false,
         };
@@ -297,6 +300,10 @@ struct Tracked {
     retired: bool,
     retired_eofs: u32,
     at_eof: bool,
+    /// Log time (Unix milliseconds) of the file's next unread line, or a lower bound of it: the
+    /// last line taken, or the first line of the file. Kept while catching up, where a file is
+    /// not read further ahead of the others than `max_read_skew_secs`.
+    next_time_ms: Option<i64>,
     /// Chosen from the first line read.
     format: Option<Format>,
     /// Directory key and fingerprint length, to re-check the file's identity.
@@ -350,6 +357,9 @@ struct Worker {
     seq: u64,
     scratch: Vec<Assembled>,
     root_error_logged: bool,
+    /// Until every file has been read to its end once after start-up, files are read in log
+    /// time order (within `max_read_skew_secs`) rather than a budget of bytes each.
+    catching_up: bool,
     /// A file was dropped without being finished (truncated, replaced, unreadable): its copy
     /// or new content must be discovered before the tailer can call itself idle.
     scan_pending: bool,
@@ -669,6 +679,7 @@ impl Worker {
                 retired,
                 retired_eofs: 0,
                 at_eof: false,
+                next_time_ms: first_ns.map(|ns| ns.div_euclid(1_000_000)),
                 format: None,
                 dir_key: c.dir_key,
                 fp_len,
@@ -686,8 +697,44 @@ impl Worker {
 
     // ---- reading ---------------------------------------------------------------------------
 
-    /// Reads every group's current file once. Returns true when any bytes were read.
+    /// While catching up after start-up: the latest log time (Unix milliseconds) a line may
+    /// have to be read in this pass, `max_read_skew_secs` past the earliest unread line of any
+    /// file. Read by a budget of bytes per file instead, a quiet container's whole backlog
+    /// (hours of it in a few kilobytes) came before the busy containers' lines of the same
+    /// hours, moved detection's watermark past them and made them late: 93% of the lines of a
+    /// 30-minute backfill of `sluice generate` were counted late and left out of the rules.
+    fn read_horizon(&mut self) -> Option<i64> {
+        if !self.catching_up {
+            return None;
+        }
+        if !self.tracked.is_empty() && self.tracked.values().all(|t| t.at_eof) {
+            self.catching_up = false;
+            tracing::info!(
+                files = self.tracked.len(),
+                "caught up: every file read to its end; reading by byte budget from now on"
+            );
+            return None;
+        }
+        let skew_ms = i64::try_from(self.cfg.max_read_skew_secs)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
+        self.tracked
+            .values()
+            .filter(|t| !t.at_eof)
+            .filter_map(|t| t.next_time_ms)
+            .min()
+            .map(|earliest| earliest.saturating_add(skew_ms))
+    }
+
+    /// Reads every group's current file once. Returns true when any line was read.
     fn read_pass(&mut self) -> bool {
+        let horizon = self.read_horizon();
+        if let Some(h) = horizon {
+            let skew_ms = i64::try_from(self.cfg.max_read_skew_secs)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1000);
+            self.close_stale_holds(h.saturating_sub(skew_ms));
+        }
         let mut groups: BTreeMap<PathBuf, Vec<FileOrder>> = BTreeMap::new();
         for t in self.tracked.values() {
             groups
@@ -708,9 +755,19 @@ impl Worker {
                     IngestStats::add(&self.stats.backpressure_pauses, 1);
                     return progressed;
                 }
+                // Ahead of the file furthest behind: it waits, and the group's younger files with it.
+                if let Some(h) = horizon
+                    && self
+                        .tracked
+                        .get(&id)
+                        .and_then(|t| t.next_time_ms)
+                        .is_some_and(|next| next > h)
+                {
+                    break;
+                }
                 let line_budget = self.cfg.max_unacked_records - unacked;
                 let has_successor = i + 1 < count;
-                let (read, released) = self.read_file(id, line_budget, has_successor);
+                let (read, released) = self.read_file(id, line_budget, has_successor, horizon);
                 progressed |= read;
                 if self.batch.has_full() && !self.flush_batch(false) {
                     return progressed;
@@ -724,9 +781,16 @@ impl Worker {
         progressed
     }
 
-    /// Reads one file; returns (bytes were read, file was released). `has_successor`: a
-    /// younger file of the same group is open, so the writer has moved on to it.
-    fn read_file(&mut self, id: u64, line_budget: usize, has_successor: bool) -> (bool, bool) {
+    /// Reads one file; returns (lines were read or the file's next line time was learnt, file
+    /// was released). `has_successor`: a younger file of the same group is open, so the writer
+    /// has moved on to it. `horizon`: lines stamped later are left unread (catching up).
+    fn read_file(
+        &mut self,
+        id: u64,
+        line_budget: usize,
+        has_successor: bool,
+        horizon: Option<i64>,
+    ) -> (bool, bool) {
         let now = Instant::now();
         let gen_now = self.pods.generation();
         let Some(t) = self.tracked.get_mut(&id) else {
@@ -759,11 +823,20 @@ impl Worker {
         let rules = &self.rules;
         let scratch = &mut self.scratch;
         let asm = &mut t.asm;
+        let time_before = t.next_time_ms;
+        let next_time_ms = &mut t.next_time_ms;
         let result =
             t.reader
                 .read_lines(READ_BUDGET_BYTES, line_budget, drain, |raw: RawLine<'_>| {
                     let f = *format.get_or_insert_with(|| choose_format(raw.bytes, pods));
                     let d = decode::decode_as(f, raw.bytes);
+                    if let (Some(h), Some(time)) = (horizon, d.time) {
+                        let ms = time.timestamp_millis();
+                        *next_time_ms = Some(ms);
+                        if ms > h {
+                            return false;
+                        }
+                    }
                     let mut fl = 0u16;
                     if raw.truncated {
                         fl |= flags::TRUNCATED;
@@ -787,6 +860,7 @@ impl Worker {
                         now,
                         scratch,
                     );
+                    true
                 });
         let outcome = match result {
             Ok(o) => o,
@@ -802,6 +876,7 @@ impl Worker {
         IngestStats::add(&self.stats.bytes_read, outcome.bytes);
         IngestStats::add(&self.stats.lines_read, outcome.lines);
         t.at_eof = outcome.eof;
+        let learnt = t.next_time_ms != time_before;
         let mut release = false;
         if t.retired && outcome.eof {
             let quiet = t.gz
@@ -818,7 +893,7 @@ impl Worker {
         if release {
             self.finish(id, true);
         }
-        (outcome.bytes > 0, release)
+        (outcome.bytes > 0 || outcome.lines > 0 || learnt, release)
     }
 
     /// Flushes the file's assembly state and stops tracking it. `finished`: read to its end
@@ -856,8 +931,18 @@ impl Worker {
         IngestStats::set(&self.stats.files_watched, self.tracked.len() as u64);
     }
 
+    /// Emits the records held open longer than the multi-line flush timeout (wall clock).
     fn flush_timeouts(&mut self) {
         let now = Instant::now();
+        self.release_held(|asm, rules, out| asm.flush(rules, now, false, out));
+    }
+
+    /// Runs `release` on the assembler of every file that holds a record, and emits what it
+    /// let go.
+    fn release_held(
+        &mut self,
+        mut release: impl FnMut(&mut Assembler, &Rules, &mut Vec<Assembled>),
+    ) {
         let ids: Vec<u64> = self
             .tracked
             .values()
@@ -866,10 +951,22 @@ impl Worker {
             .collect();
         for id in ids {
             if let Some(t) = self.tracked.get_mut(&id) {
-                t.asm.flush(&self.rules, now, false, &mut self.scratch);
+                release(&mut t.asm, &self.rules, &mut self.scratch);
             }
             self.emit(id);
         }
+    }
+
+    /// Catching up: emits the records files hold open for a continuation whose latest line is
+    /// stamped more than the flush timeout before `front_ms`, the earliest unread line of any
+    /// file. A line with that stamp exists, so the runtime's clock has passed it and any
+    /// continuation is already in its file; held until the wall-clock timeout instead, the
+    /// last line of a quiet file reached detection after the other files had moved minutes on.
+    fn close_stale_holds(&mut self, front_ms: i64) {
+        let Some(front) = DateTime::from_timestamp_millis(front_ms) else {
+            return;
+        };
+        self.release_held(|asm, rules, out| asm.close_stale(rules, front, out));
     }
 
     /// Turns the assembled records in `scratch` into `RawRecord`s of file `id`, registers them

@@ -727,3 +727,78 @@ fn corpus_java_stack_trace_in_cri_joins_into_one_record() -> Result<()> {
     assert!(records[1].message.ends_with("(FileSystem.java:1424)"));
     Ok(())
 }
+
+/// Largest amount by which a record's time is behind one received before it.
+fn worst_lag(records: &[RawRecord]) -> Result<chrono::TimeDelta> {
+    let mut newest = None;
+    let mut worst = chrono::TimeDelta::zero();
+    for r in records {
+        let t = r.time.context("every generated line has a CRI time")?;
+        if let Some(n) = newest {
+            worst = worst.max(n - t);
+        }
+        newest = newest.max(Some(t));
+    }
+    Ok(worst)
+}
+
+#[test]
+fn a_backfill_reads_the_pods_in_log_time_order() -> Result<()> {
+    const SEC: u64 = 1_000_000_000;
+    // One hour of three containers: 10 lines/s, 2 lines/s, and a line a minute on stderr
+    // (held for a possible Java continuation, so the hold must be closed in log time too).
+    let env = Env::new()?;
+    let mut expected = 0;
+    for (pod, stream, step) in [
+        ("busy", "stdout", SEC / 10),
+        ("mid", "stdout", SEC / 2),
+        ("quiet", "stderr", 60 * SEC),
+    ] {
+        let dir = env.container("ns", pod, "app")?;
+        let lines = 3600 * SEC / step;
+        let text: String = (0..lines)
+            .map(|i| cri(i * step + 1, stream, false, &format!("{pod} {i}")))
+            .collect();
+        append(&dir.join("0.log"), text.as_bytes())?;
+        expected += lines as usize;
+    }
+    let skew = 10;
+    let mut cfg = env.config();
+    cfg.max_read_skew_secs = skew;
+    let mut run = Run::start(&cfg)?;
+    run.until_idle(WAIT)?;
+    let records = run.shutdown()?;
+    ensure!(
+        records.len() == expected,
+        "{} of {expected} records",
+        records.len()
+    );
+    let lag = worst_lag(&records)?;
+    // Skew, plus the flush timeout a held line waits past its successor's stamp.
+    let bound = chrono::TimeDelta::seconds(skew as i64)
+        + chrono::TimeDelta::milliseconds(cfg.multiline.flush_timeout_ms as i64 + 100);
+    ensure!(
+        lag <= bound,
+        "a record came {lag} behind an earlier one (bound {bound})"
+    );
+
+    // The control: read by byte budget alone, the quiet container's hour comes in one read.
+    let env = Env::new()?;
+    for (pod, step) in [("busy", SEC / 10), ("quiet", 60 * SEC)] {
+        let dir = env.container("ns", pod, "app")?;
+        let text: String = (0..3600 * SEC / step)
+            .map(|i| cri(i * step + 1, "stdout", false, &format!("{pod} {i}")))
+            .collect();
+        append(&dir.join("0.log"), text.as_bytes())?;
+    }
+    let mut cfg = env.config();
+    cfg.max_read_skew_secs = 0;
+    let mut run = Run::start(&cfg)?;
+    run.until_idle(WAIT)?;
+    let lag = worst_lag(&run.shutdown()?)?;
+    ensure!(
+        lag > chrono::TimeDelta::minutes(30),
+        "byte-budget reading was expected to be far out of order, worst lag {lag}"
+    );
+    Ok(())
+}
