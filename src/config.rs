@@ -243,6 +243,20 @@ impl SluiceConfig {
                 )),
             );
         }
+        // Both stages run in this process: a catch-up skew at or past the lateness the
+        // detector allows would make it count lines of the files read behind as late.
+        if self.role == Role::All
+            && self.ingest.max_read_skew_secs >= self.detect.allowed_lateness_secs
+        {
+            push(
+                "ingest.max_read_skew_secs",
+                Err(format!(
+                    "{} is not below detect.allowed_lateness_secs ({}): lines read that far \
+                     behind the newest would be counted late and left out of the rules",
+                    self.ingest.max_read_skew_secs, self.detect.allowed_lateness_secs
+                )),
+            );
+        }
         if let Some(rules) = &self.rules_file
             && !rules.exists()
         {

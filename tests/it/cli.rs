@@ -141,6 +141,19 @@ fn config_check_names_the_field_path_of_a_problem() -> anyhow::Result<()> {
         stderr(&out)
     );
 
+    let skewed = dir.path().join("skewed.toml");
+    std::fs::write(
+        &skewed,
+        "[ingest]\nmax_read_skew_secs = 60\n[detect]\nallowed_lateness_secs = 30\n",
+    )?;
+    let out = sluice(&["config", "check", path(&skewed)])?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("ingest.max_read_skew_secs"),
+        "{}",
+        stderr(&out)
+    );
+
     let good = dir.path().join("good.toml");
     let defaults = sluice(&["config", "default"])?;
     assert!(defaults.status.success(), "{}", stderr(&defaults));
