@@ -697,13 +697,13 @@ impl Worker {
 
     // ---- reading ---------------------------------------------------------------------------
 
-    /// While catching up after start-up: the latest log time (Unix milliseconds) a line may
-    /// have to be read in this pass, `max_read_skew_secs` past the earliest unread line of any
-    /// file. Read by a budget of bytes per file instead, a quiet container's whole backlog
-    /// (hours of it in a few kilobytes) came before the busy containers' lines of the same
-    /// hours, moved detection's watermark past them and made them late: 93% of the lines of a
-    /// 30-minute backfill of `sluice generate` were counted late and left out of the rules.
-    fn read_horizon(&mut self) -> Option<i64> {
+    /// While catching up after start-up: the log time (Unix milliseconds) of the earliest
+    /// unread line of any file. Lines more than `max_read_skew_secs` past it wait. Read by a
+    /// budget of bytes per file instead, a quiet container's whole backlog (hours of it in a few
+    /// kilobytes) came before the busy containers' lines of the same hours, moved detection's
+    /// watermark past them and made them late: 93% of the lines of a 30-minute backfill of
+    /// `sluice generate` were counted late and left out of the rules.
+    fn catch_up_front(&mut self) -> Option<i64> {
         if !self.catching_up {
             return None;
         }
@@ -715,26 +715,22 @@ impl Worker {
             );
             return None;
         }
-        let skew_ms = i64::try_from(self.cfg.max_read_skew_secs)
-            .unwrap_or(i64::MAX)
-            .saturating_mul(1000);
         self.tracked
             .values()
             .filter(|t| !t.at_eof)
             .filter_map(|t| t.next_time_ms)
             .min()
-            .map(|earliest| earliest.saturating_add(skew_ms))
     }
 
-    /// Reads every group's current file once. Returns true when any line was read.
+    /// Reads every group's current file once. Returns true on progress: lines were read, or a
+    /// file's next line time was learnt.
     fn read_pass(&mut self) -> bool {
-        let horizon = self.read_horizon();
-        if let Some(h) = horizon {
-            let skew_ms = i64::try_from(self.cfg.max_read_skew_secs)
-                .unwrap_or(i64::MAX)
-                .saturating_mul(1000);
-            self.close_stale_holds(h.saturating_sub(skew_ms));
-        }
+        // The latest log time a line may have to be read in this pass.
+        let horizon = self.catch_up_front().map(|front| {
+            self.close_stale_holds(front);
+            let skew_ms = i64::try_from(self.cfg.max_read_skew_secs).unwrap_or(i64::MAX);
+            front.saturating_add(skew_ms.saturating_mul(1000))
+        });
         let mut groups: BTreeMap<PathBuf, Vec<FileOrder>> = BTreeMap::new();
         for t in self.tracked.values() {
             groups
