@@ -97,7 +97,10 @@ mod tailer;
 
 pub use batch::{Batch, Records};
 pub use checkpoint::{CHECKPOINT_FILE, Checkpoint, CheckpointStore};
-pub use config::{KubeApiConfig, MultilineConfig, MultilineRule, ReadFrom, TailerConfig};
+pub use config::{
+    DEFAULT_MAX_READ_SKEW_SECS, KubeApiConfig, MultilineConfig, MultilineRule, ReadFrom,
+    TailerConfig,
+};
 pub use decode::{DecodedLine, Format, decode_as, decode_line, detect_format, parse_rfc3339};
 pub use error::IngestError;
 pub use ledger::Acker;

@@ -48,16 +48,19 @@ struct Args {
     sink: String,
     out: Option<PathBuf>,
     max_seconds: u64,
+    /// `ingest.max_read_skew_secs`; 0 reads by byte budget from the start (the order before
+    /// the catch-up read order), to measure what that order costs.
+    max_read_skew_secs: u64,
 }
 
-const USAGE: &str =
-    "usage: agent_path --pods-dir DIR [--sink file|null] [--out PATH] [--max-seconds N]";
+const USAGE: &str = "usage: agent_path --pods-dir DIR [--sink file|null] [--out PATH] [--max-seconds N] [--max-read-skew-secs N]";
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut pods_dir = None;
     let mut sink = "file".to_string();
     let mut out = None;
     let mut max_seconds = DEFAULT_MAX_SECONDS;
+    let mut max_read_skew_secs = ingest::DEFAULT_MAX_READ_SKEW_SECS;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -72,6 +75,11 @@ fn parse_args() -> anyhow::Result<Args> {
                 max_seconds = value()?
                     .parse()
                     .context("--max-seconds must be a whole number")?
+            }
+            "--max-read-skew-secs" => {
+                max_read_skew_secs = value()?
+                    .parse()
+                    .context("--max-read-skew-secs must be a whole number")?
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -92,6 +100,7 @@ fn parse_args() -> anyhow::Result<Args> {
         sink,
         out,
         max_seconds,
+        max_read_skew_secs,
     })
 }
 
@@ -101,6 +110,7 @@ fn main() -> anyhow::Result<()> {
     let config = ingest::TailerConfig {
         pods_dir: Some(args.pods_dir.clone()),
         state_dir: state.path().to_path_buf(),
+        max_read_skew_secs: args.max_read_skew_secs,
         ..ingest::TailerConfig::default()
     };
     let parser_config = parse::ParseConfig::default();
