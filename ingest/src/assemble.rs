@@ -81,8 +81,6 @@ pub(crate) struct Rules {
     max_bytes: usize,
     max_line_bytes: usize,
     flush_timeout: Duration,
-    /// The flush timeout in log time, for [`Assembler::close_stale`].
-    flush_timeout_log: chrono::TimeDelta,
     /// True when a single line must be held open because a later line may join it.
     hold_singles: bool,
 }
@@ -113,9 +111,6 @@ impl Rules {
             max_bytes: config.max_bytes,
             max_line_bytes,
             flush_timeout: Duration::from_millis(config.flush_timeout_ms),
-            flush_timeout_log: chrono::TimeDelta::milliseconds(
-                i64::try_from(config.flush_timeout_ms).unwrap_or(i64::MAX),
-            ),
             hold_singles,
         }
     }
@@ -368,12 +363,14 @@ impl Assembler {
         time: DateTime<Utc>,
         out: &mut Vec<Assembled>,
     ) {
+        let timeout =
+            chrono::TimeDelta::from_std(rules.flush_timeout).unwrap_or(chrono::TimeDelta::MAX);
         for state in &mut self.streams {
             let stale = state
                 .open
                 .as_ref()
                 .and_then(|o| o.last_time)
-                .is_some_and(|last| time.signed_duration_since(last) > rules.flush_timeout_log);
+                .is_some_and(|last| time.signed_duration_since(last) > timeout);
             if stale {
                 close_open(state, out);
             }
